@@ -1,0 +1,127 @@
+"""Stage 4 — link: the objects of every file assembled into one `Project`, references resolved.
+
+Ids are unique per kind across the project; a second definition is an error that names both
+places. Every `Ref` must name a defined object; a dangling one is reported where it is written,
+with the nearest id as a suggestion. Ids whose objects failed to build still count as defined,
+so one mistake is reported once, not again at every reference to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TypeVar
+
+from pricing import ir
+from pricing.compiler.build import BuiltObject
+from pricing.diagnostics import Diagnostic, Related, Span, did_you_mean, error
+from pricing.ir import Kind
+
+N = TypeVar("N", bound=ir.SpecObject)
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """A linked spec project: every object by id, every reference known to resolve."""
+
+    root: Path
+    manifest: ir.Manifest
+    metrics: Mapping[str, ir.Metric]
+    products: Mapping[str, ir.Product]
+    rate_cards: Mapping[str, ir.RateCard]
+    customers: Mapping[str, ir.Customer]
+    contracts: Mapping[str, ir.Contract]
+    spec_hash: str
+
+    def tagged(self, tags: Sequence[str]) -> tuple[ir.Product, ...]:
+        """The products carrying any of `tags`, in id order."""
+        wanted = set(tags)
+        return tuple(p for _, p in sorted(self.products.items()) if wanted & set(p.tags))
+
+    def product(self, ref: ir.Ref) -> ir.Product | None:
+        return self.products.get(ref.id)
+
+    def metric(self, ref: ir.Ref) -> ir.Metric | None:
+        return self.metrics.get(ref.id)
+
+
+def refs(node: object) -> Iterator[ir.Ref]:
+    """Every reference inside an IR node, depth first, in field order."""
+    if isinstance(node, ir.Ref):
+        yield node
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from refs(item)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for f in dataclasses.fields(node):
+            if f.name not in ("span", "spans"):
+                yield from refs(getattr(node, f.name))
+
+
+def _tag_uses(node: ir.SpecObject) -> Iterator[tuple[str, Span]]:
+    """Every tag an object selects products by, with where it is written."""
+    if isinstance(node, ir.Product):
+        for i, tag in enumerate(node.composite_tags):
+            yield tag, node.at(f"composite_tags[{i}]")
+    if isinstance(node, ir.Contract):
+        items: tuple[ir.Override | ir.Commit, ...] = (*node.overrides, *node.commits, *node.credits)
+        for item in items:
+            for i, tag in enumerate(item.applicable_product_tags):
+                yield tag, item.at(f"applicable_product_tags[{i}]")
+
+
+def link(
+    root: Path, manifest: ir.Manifest, objects: Sequence[BuiltObject], spec_hash: str
+) -> tuple[Project, list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    defined: dict[Kind, dict[str, BuiltObject]] = {kind: {} for kind in Kind}
+    for obj in objects:
+        first = defined[obj.kind].get(obj.id)
+        if first is not None:
+            message = (
+                f"{obj.kind.noun} '{obj.id}' is defined twice; ids are unique per kind across the project"
+            )
+            diagnostics.append(
+                error("E103", message, obj.key_span, Related("first defined here", first.key_span))
+            )
+            continue
+        defined[obj.kind][obj.id] = obj
+
+    nodes = [obj.node for by_id in defined.values() for obj in by_id.values() if obj.node is not None]
+    for node in nodes:
+        for ref in refs(node):
+            if ref.id not in defined[ref.kind]:
+                suggestion = did_you_mean(ref.id, defined[ref.kind])
+                diagnostics.append(
+                    error("E401", f"unknown {ref.kind.noun} '{ref.id}'.{suggestion}", ref.span)
+                )
+
+    products = defined[Kind.PRODUCT]
+    if all(obj.node is not None for obj in products.values()):  # broken products' tags are unknown
+        known_tags = {
+            t for obj in products.values() if isinstance(obj.node, ir.Product) for t in obj.node.tags
+        }
+        for node in nodes:
+            for tag, span in _tag_uses(node):
+                if tag not in known_tags:
+                    message = f"no product has the tag '{tag}'.{did_you_mean(tag, known_tags)}"
+                    diagnostics.append(error("E402", message, span))
+
+    def section(kind: Kind, cls: type[N]) -> Mapping[str, N]:
+        built = {oid: obj.node for oid, obj in sorted(defined[kind].items()) if isinstance(obj.node, cls)}
+        return MappingProxyType(built)
+
+    project = Project(
+        root=root,
+        manifest=manifest,
+        metrics=section(Kind.METRIC, ir.Metric),
+        products=section(Kind.PRODUCT, ir.Product),
+        rate_cards=section(Kind.RATE_CARD, ir.RateCard),
+        customers=section(Kind.CUSTOMER, ir.Customer),
+        contracts=section(Kind.CONTRACT, ir.Contract),
+        spec_hash=spec_hash,
+    )
+    return project, diagnostics

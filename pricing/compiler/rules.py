@@ -1,0 +1,381 @@
+"""Stage 5 — rules: static checks across a linked project, each `Project → diagnostics`.
+
+Every rule has a stable code (documented in docs/diagnostics.md) and a golden test. Rules see
+only objects that built cleanly and tolerate references to objects that did not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from pricing import ir
+from pricing.compiler.link import Project
+from pricing.diagnostics import Diagnostic, Related, Span, error, warning
+
+Rule = Callable[[Project], Iterable[Diagnostic]]
+Interval = tuple[datetime, datetime | None]  # [start, end); None: open-ended
+
+
+def when(instant: datetime | None) -> str:
+    return "the open end" if instant is None else instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _overlaps(a: Interval, b: Interval) -> bool:
+    a_before_b_ends = b[1] is None or a[0] < b[1]
+    b_before_a_ends = a[1] is None or b[0] < a[1]
+    return a_before_b_ends and b_before_a_ends
+
+
+def group_keys_match(project: Project) -> Iterator[Diagnostic]:
+    """E501: a usage product's presentation and pricing group keys together form a metric group key."""
+    for product in project.products.values():
+        metric = project.metric(product.billable_metric) if product.billable_metric else None
+        keys = set(product.presentation_group_key) | set(product.pricing_group_key)
+        if metric is None or not keys or any(keys == set(g) for g in metric.group_keys):
+            continue
+        field = "presentation_group_key" if product.presentation_group_key else "pricing_group_key"
+        options = ", ".join(f"[{', '.join(g)}]" for g in metric.group_keys) or "none"
+        message = (
+            f"product '{product.id}' groups by [{', '.join(sorted(keys))}] (presentation_group_key "
+            f"and pricing_group_key together), which is none of the group_keys of metric "
+            f"'{metric.id}' ({options}); use one of them or add it to the metric's group_keys"
+        )
+        yield error("E501", message, product.at(field), Related("the metric", metric.at("group_keys")))
+
+
+def group_keys_required(project: Project) -> Iterator[Diagnostic]:
+    """E502: every property of a group key is required by a property filter."""
+    for metric in project.metrics.values():
+        required = {f.name for f in metric.property_filters if f.requires_presence}
+        for i, key in enumerate(metric.group_keys):
+            for name in key:
+                if name not in required:
+                    message = (
+                        f"group key property '{name}' of metric '{metric.id}' is not required by a "
+                        f"property filter; add {{name: {name}, exists: true}} to property_filters"
+                    )
+                    yield error("E502", message, metric.at(f"group_keys[{i}]"))
+
+
+def aggregation_key(project: Project) -> Iterator[Diagnostic]:
+    """E503: aggregation_key (or value) is required unless COUNT, and not both. W503: COUNT with a key."""
+    for metric in project.metrics.values():
+        counting = metric.aggregation_type is ir.AggregationType.COUNT
+        has_key, has_value = metric.aggregation_key is not None, metric.value is not None
+        kind = metric.aggregation_type.value
+        if not counting and not (has_key or has_value):
+            message = f"a {kind} metric needs aggregation_key (the property to aggregate) or value"
+            yield error("E503", message, metric.at("aggregation_type"))
+        elif has_key and has_value:
+            message = "give aggregation_key or value, not both"
+            yield error("E503", message, metric.at("value"))
+        elif counting and (has_key or has_value):
+            field = "aggregation_key" if has_key else "value"
+            message = (
+                f"a COUNT metric counts events and ignores {field}; remove it or change aggregation_type"
+            )
+            yield warning("W503", message, metric.at(field))
+
+
+_ALLOWED_RATES = {
+    ir.ProductType.USAGE: (
+        ir.RateType.FLAT,
+        ir.RateType.TIERED,
+        ir.RateType.VOLUME,
+        ir.RateType.PACKAGE,
+    ),
+    ir.ProductType.SUBSCRIPTION: (ir.RateType.SUBSCRIPTION, ir.RateType.FLAT),
+    ir.ProductType.FIXED: (ir.RateType.FLAT,),
+    ir.ProductType.COMPOSITE: (ir.RateType.PERCENTAGE,),
+}
+
+
+def _priced(project: Project) -> Iterator[tuple[ir.Product | None, ir.Price, Span]]:
+    """Every price in the project with the product it prices (None for tag overrides)."""
+    for card in project.rate_cards.values():
+        for rate in card.rates:
+            yield project.product(rate.product), rate.price, rate.at("rate_type")
+    for contract in project.contracts.values():
+        for override in contract.overrides:
+            if override.overwrite_rate is not None:
+                product = project.product(override.product) if override.product else None
+                yield product, override.overwrite_rate, override.overwrite_rate.at("rate_type")
+
+
+def rate_type_allowed(project: Project) -> Iterator[Diagnostic]:
+    """E504: the rate type suits the product type."""
+    for product, price, span in _priced(project):
+        if product is None:
+            continue
+        allowed = _ALLOWED_RATES[product.type]
+        if price.rate_type not in allowed:
+            names = ", ".join(t.value for t in allowed)
+            message = (
+                f"a {price.rate_type.value} rate cannot price {product.type.value} product "
+                f"'{product.id}'; use {names}"
+            )
+            yield error("E504", message, span)
+
+
+def prices_well_formed(project: Project) -> Iterator[Diagnostic]:
+    """E505: tiers well formed (sizes > 0, only the last unbounded, prices ≥ 0); prices ≥ 0."""
+    for _, price, _ in _priced(project):
+        yield from _tiers(price.tiers, "price")
+        for field in ("price", "package_size", "fraction"):
+            value = getattr(price, field)
+            if value is not None and value < 0:
+                yield error("E505", f"{field} must not be negative, not {value}", price.at(field))
+        if price.package_size is not None and price.package_size == 0:
+            yield error("E505", "package_size must be greater than 0", price.at("package_size"))
+        if price.fraction is not None and price.fraction > 1:
+            percent = price.fraction * 100
+            message = f"fraction {price.fraction} is {percent:f} %; a fraction of 0.1 is 10 %"
+            yield warning("W505", message, price.at("fraction"))
+    for contract in project.contracts.values():
+        for override in contract.overrides:
+            yield from _tiers(override.tiers, "multiplier")
+
+
+def _tiers(tiers: Sequence[ir.Tier | ir.OverrideTier], amount: str) -> Iterator[Diagnostic]:
+    for i, tier in enumerate(tiers):
+        last = i == len(tiers) - 1
+        if tier.size is None and not last:
+            message = f"tier {i + 1} has no size, but only the last tier may be unbounded; give it a size"
+            yield error("E505", message, tier.span)
+        elif tier.size is not None and last:
+            message = f"the last tier (tier {i + 1}) must be unbounded: remove its size of {tier.size}"
+            yield error("E505", message, tier.span)
+        if tier.size is not None and tier.size <= 0:
+            yield error("E505", f"tier {i + 1} size must be greater than 0, not {tier.size}", tier.span)
+        value: Decimal = getattr(tier, amount)
+        if value < 0:
+            yield error("E505", f"tier {i + 1} {amount} must not be negative, not {value}", tier.span)
+
+
+def rates_do_not_overlap(project: Project) -> Iterator[Diagnostic]:
+    """E506: two rates of one product with equal pricing_group_values overlap in time."""
+    for card in project.rate_cards.values():
+        seen: dict[tuple[str, tuple[tuple[str, str], ...]], list[ir.Rate]] = defaultdict(list)
+        for rate in card.rates:
+            key = (rate.product.id, rate.pricing_group_values)
+            for other in seen[key]:
+                if _overlaps(
+                    (rate.starting_at, rate.ending_before), (other.starting_at, other.ending_before)
+                ):
+                    groups = ", ".join(f"{k}={v}" for k, v in key[1])
+                    which = f" for {groups}" if groups else ""
+                    message = (
+                        f"this rate of product '{key[0]}'{which} overlaps another from "
+                        f"{when(max(rate.starting_at, other.starting_at))}; end one with "
+                        "ending_before where the other starts"
+                    )
+                    yield error("E506", message, rate.span, Related("the other rate", other.span))
+                    break
+            seen[key].append(rate)
+
+
+def _ranges(project: Project) -> Iterator[tuple[ir.Located, datetime, datetime | None]]:
+    for card in project.rate_cards.values():
+        for rate in card.rates:
+            yield rate, rate.starting_at, rate.ending_before
+    for contract in project.contracts.values():
+        yield contract, contract.starting_at, contract.ending_before
+        for override in contract.overrides:
+            yield override, override.starting_at, override.ending_before
+        for commit in (*contract.commits, *contract.credits):
+            for segment in commit.access_schedule:
+                yield segment, segment.starting_at, segment.ending_before
+
+
+def ranges_ordered(project: Project) -> Iterator[Diagnostic]:
+    """E507: ending_before is after starting_at."""
+    for node, start, end in _ranges(project):
+        if end is not None and end <= start:
+            message = f"ending_before {when(end)} must be after starting_at {when(start)}"
+            yield error("E507", message, node.at("ending_before"))
+
+
+def aliases_unique(project: Project) -> Iterator[Diagnostic]:
+    """E508: an ingest alias belongs to one customer and is no other customer's id."""
+    owners: dict[str, tuple[ir.Customer, Span]] = {}
+    for customer in project.customers.values():
+        for i, alias in enumerate(customer.ingest_aliases):
+            span = customer.at(f"ingest_aliases[{i}]")
+            other = project.customers.get(alias)
+            if other is not None and other is not customer:
+                message = f"alias '{alias}' of customer '{customer.id}' is the id of customer '{alias}'"
+                yield error("E508", message, span, Related("that customer", other.span))
+            if alias in owners:
+                first, first_span = owners[alias]
+                message = (
+                    f"alias '{alias}' belongs to customers '{first.id}' and '{customer.id}'; keep it on one"
+                )
+                yield error("E508", message, span, Related("also here", first_span))
+            else:
+                owners[alias] = (customer, span)
+
+
+def contracts_do_not_overlap(project: Project) -> Iterator[Diagnostic]:
+    """E509: the contracts of one customer do not overlap in time."""
+    by_customer: dict[str, list[ir.Contract]] = defaultdict(list)
+    for contract in sorted(project.contracts.values(), key=lambda c: (c.starting_at, c.id)):
+        for other in by_customer[contract.customer.id]:
+            if _overlaps(
+                (contract.starting_at, contract.ending_before),
+                (other.starting_at, other.ending_before),
+            ):
+                message = (
+                    f"contract '{contract.id}' overlaps contract '{other.id}' of customer "
+                    f"'{contract.customer.id}'; a customer has one contract at a time"
+                )
+                yield error("E509", message, contract.span, Related("the other contract", other.span))
+                break
+        by_customer[contract.customer.id].append(contract)
+
+
+def commit_currency(project: Project) -> Iterator[Diagnostic]:
+    """E510: a contract's commits and credits are in its rate card's currency."""
+    for contract in project.contracts.values():
+        card = project.rate_cards.get(contract.rate_card.id)
+        if card is None:
+            continue
+        for commit in (*contract.commits, *contract.credits):
+            if commit.currency is not None and commit.currency != card.currency:
+                message = (
+                    f"this {'commit' if commit.type else 'credit'} is in {commit.currency} but "
+                    f"contract '{contract.id}' uses rate card '{card.id}' in {card.currency}"
+                )
+                yield error("E510", message, commit.at("currency"))
+
+
+def composite_acyclic(project: Project) -> Iterator[Diagnostic]:
+    """E511: a composite product does not include itself, directly or through others."""
+
+    def members(product: ir.Product) -> set[str]:
+        ids = {ref.id for ref in product.composite_product_ids}
+        return ids | {p.id for p in project.tagged(product.composite_tags)}
+
+    for product in project.products.values():
+        if product.type is not ir.ProductType.COMPOSITE:
+            continue
+        stack, seen = list(members(product)), set()
+        while stack:
+            current = stack.pop()
+            if current == product.id:
+                field = "composite_product_ids" if product.composite_product_ids else "composite_tags"
+                message = f"composite product '{product.id}' includes itself; remove it from {field}"
+                yield error("E511", message, product.at(field))
+                break
+            member = project.products.get(current)
+            if member is not None and current not in seen:
+                seen.add(current)
+                stack.extend(members(member))
+
+
+def pricing_group_values_known(project: Project) -> Iterator[Diagnostic]:
+    """E512: pricing_group_values name only properties of the product's pricing_group_key."""
+    for card in project.rate_cards.values():
+        for rate in card.rates:
+            product = project.product(rate.product)
+            if product is None:
+                continue
+            for key, _ in rate.pricing_group_values:
+                if key not in product.pricing_group_key:
+                    keys = ", ".join(product.pricing_group_key) or "none"
+                    message = (
+                        f"pricing_group_values key '{key}' is not in the pricing_group_key of "
+                        f"product '{product.id}' ({keys})"
+                    )
+                    yield error("E512", message, rate.at("pricing_group_values"))
+
+
+def fixed_products(project: Project) -> Iterator[Diagnostic]:
+    """E513: commits, credits and scheduled charges are on fixed products."""
+    for contract in project.contracts.values():
+        items: tuple[tuple[str, tuple[ir.Commit, ...] | tuple[ir.ScheduledCharge, ...]], ...] = (
+            ("commit", contract.commits),
+            ("credit", contract.credits),
+            ("scheduled charge", contract.scheduled_charges),
+        )
+        for what, group in items:
+            for item in group:
+                product = project.product(item.product)
+                if product is not None and product.type is not ir.ProductType.FIXED:
+                    message = (
+                        f"a {what} is on a fixed product, not {product.type.value} product '{product.id}'"
+                    )
+                    yield error("E513", message, item.product.span)
+
+
+def _gaps(cover: list[Interval], start: datetime, end: datetime | None) -> Iterator[Interval]:
+    """The parts of [start, end) that no interval of `cover` covers."""
+    cursor: datetime | None = start
+    for lo, hi in sorted(cover, key=lambda c: c[0]):
+        if cursor is None or (end is not None and cursor >= end):
+            return
+        if lo > cursor:
+            yield cursor, lo if end is None else min(lo, end)
+        if hi is None or hi > cursor:
+            cursor = hi
+    if cursor is not None and (end is None or cursor < end):
+        yield cursor, end
+
+
+def entitled_coverage(project: Project) -> Iterator[Diagnostic]:
+    """W501: an entitled usage product has a rate for the whole of each contract on its card."""
+    for contract in project.contracts.values():
+        card = project.rate_cards.get(contract.rate_card.id)
+        if card is None:
+            continue
+        by_key: dict[tuple[str, tuple[tuple[str, str], ...]], list[ir.Rate]] = defaultdict(list)
+        for rate in card.rates:
+            by_key[(rate.product.id, rate.pricing_group_values)].append(rate)
+        for (product_id, groups), rates in sorted(by_key.items()):
+            product = project.products.get(product_id)
+            if product is None or product.type is not ir.ProductType.USAGE:
+                continue
+            if not any(r.entitled for r in rates):
+                continue
+            cover = [(r.starting_at, r.ending_before) for r in rates]
+            for lo, hi in _gaps(cover, contract.starting_at, contract.ending_before):
+                which = "".join(f" {k}={v}" for k, v in groups)
+                message = (
+                    f"product '{product_id}'{which} has no rate on rate card '{card.id}' from "
+                    f"{when(lo)} to {when(hi)}, inside contract '{contract.id}': its usage then is unpriced"
+                )
+                yield warning("W501", message, contract.at("rate_card"), Related("the rates", rates[0].span))
+
+
+def metrics_used(project: Project) -> Iterator[Diagnostic]:
+    """W502: every metric is the billable metric of some product."""
+    used = {p.billable_metric.id for p in project.products.values() if p.billable_metric}
+    for metric in project.metrics.values():
+        if metric.id not in used:
+            message = f"metric '{metric.id}' is the billable_metric of no product, so it is never billed"
+            yield warning("W502", message, metric.span)
+
+
+RULES: tuple[Rule, ...] = (
+    group_keys_match,
+    group_keys_required,
+    aggregation_key,
+    rate_type_allowed,
+    prices_well_formed,
+    rates_do_not_overlap,
+    ranges_ordered,
+    aliases_unique,
+    contracts_do_not_overlap,
+    commit_currency,
+    composite_acyclic,
+    pricing_group_values_known,
+    fixed_products,
+    entitled_coverage,
+    metrics_used,
+)
+
+
+def run_rules(project: Project, rules: Iterable[Rule] = RULES) -> list[Diagnostic]:
+    return [d for rule in rules for d in rule(project)]
