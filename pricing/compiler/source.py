@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml import CParser  # type: ignore[attr-defined]
+from yaml.cyaml import CParser  # type: ignore[attr-defined]
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pricing.diagnostics import Diagnostic, Related, Span, error
