@@ -47,7 +47,7 @@ class _Resolver(yaml.resolver.BaseResolver):
         return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
 
 
-class _Loader(CParser, _Resolver):  # type: ignore[misc]
+class _Loader(CParser, _Resolver):
     """libyaml's parser and composer (fast; in every PyYAML wheel) with our resolver."""
 
     def __init__(self, stream: str) -> None:
