@@ -69,9 +69,23 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """' Did you mean 'x'?' for the nearest candidate, or '' when nothing is close."""
-    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f" Did you mean '{matches[0]}'?" if matches else ""
+    """' Did you mean 'x'?' for the nearest candidate (ignoring case), or '' when none is close."""
+    by_folded = {c.casefold(): c for c in sorted(set(candidates), reverse=True)}
+    matches = difflib.get_close_matches(word.casefold(), sorted(by_folded), n=1, cutoff=0.6)
+    return f" Did you mean '{by_folded[matches[0]]}'?" if matches else ""
+
+
+def suggest(word: str, candidates: Iterable[str], noun: str) -> str:
+    """The nearest candidate, else the few defined ones, else that there are none."""
+    names = sorted(set(candidates))
+    close = did_you_mean(word, names)
+    if close:
+        return close
+    if not names:
+        return f" No {noun} is defined."
+    if len(names) <= 8:
+        return f" Defined: {', '.join(names)}."
+    return ""
 
 
 class PricingError(Exception):

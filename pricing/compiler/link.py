@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pricing import ir
 from pricing.compiler.build import BuiltObject
-from pricing.diagnostics import Diagnostic, Related, Span, did_you_mean, error
+from pricing.diagnostics import Diagnostic, Related, Span, did_you_mean, error, suggest
 from pricing.ir import Kind
 
 N = TypeVar("N", bound=ir.SpecObject)
@@ -35,6 +35,9 @@ class Project:
     customers: Mapping[str, ir.Customer]
     contracts: Mapping[str, ir.Contract]
     spec_hash: str
+    # Kinds with objects that failed to build: rules that need to see every object of such a
+    # kind (is this metric used by any product?) stay silent rather than guess.
+    incomplete: frozenset[Kind] = frozenset()
 
     def tagged(self, tags: Sequence[str]) -> tuple[ir.Product, ...]:
         """The products carrying any of `tags`, in id order."""
@@ -94,16 +97,15 @@ def link(
     for node in nodes:
         for ref in refs(node):
             if ref.id not in defined[ref.kind]:
-                suggestion = did_you_mean(ref.id, defined[ref.kind])
+                suggestion = suggest(ref.id, defined[ref.kind], ref.kind.noun)
                 diagnostics.append(
                     error("E401", f"unknown {ref.kind.noun} '{ref.id}'.{suggestion}", ref.span)
                 )
 
-    products = defined[Kind.PRODUCT]
-    if all(obj.node is not None for obj in products.values()):  # broken products' tags are unknown
-        known_tags = {
-            t for obj in products.values() if isinstance(obj.node, ir.Product) for t in obj.node.tags
-        }
+    incomplete = frozenset(o.kind for by_id in defined.values() for o in by_id.values() if o.node is None)
+    if Kind.PRODUCT not in incomplete:  # broken products' tags are unknown
+        products = defined[Kind.PRODUCT].values()
+        known_tags = {t for obj in products if isinstance(obj.node, ir.Product) for t in obj.node.tags}
         for node in nodes:
             for tag, span in _tag_uses(node):
                 if tag not in known_tags:
@@ -123,5 +125,6 @@ def link(
         customers=section(Kind.CUSTOMER, ir.Customer),
         contracts=section(Kind.CONTRACT, ir.Contract),
         spec_hash=spec_hash,
+        incomplete=incomplete,
     )
     return project, diagnostics

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.diagnostics import Diagnostic, Related, Span, error, warning
+from pricing.ir import Kind
 
 Rule = Callable[[Project], Iterable[Diagnostic]]
 Interval = tuple[datetime, datetime | None]  # [start, end); None: open-ended
@@ -304,9 +305,7 @@ def fixed_products(project: Project) -> Iterator[Diagnostic]:
             for item in group:
                 product = project.product(item.product)
                 if product is not None and product.type is not ir.ProductType.FIXED:
-                    message = (
-                        f"a {what} is on a fixed product, not {product.type.value} product '{product.id}'"
-                    )
+                    message = f"a {what} must be on a fixed product; '{product.id}' is a {product.type.value} product"
                     yield error("E513", message, item.product.span)
 
 
@@ -351,6 +350,8 @@ def entitled_coverage(project: Project) -> Iterator[Diagnostic]:
 
 def metrics_used(project: Project) -> Iterator[Diagnostic]:
     """W502: every metric is the billable metric of some product."""
+    if Kind.PRODUCT in project.incomplete:
+        return
     used = {p.billable_metric.id for p in project.products.values() if p.billable_metric}
     for metric in project.metrics.values():
         if metric.id not in used:

@@ -317,7 +317,9 @@ def read_sources(root: Path) -> tuple[Sources, list[Diagnostic]]:
     if manifest_path.is_file():
         manifest = read(manifest_path)
     else:
-        message = f"no {MANIFEST} in {root}: a spec project starts with its manifest"
+        message = (
+            f"no {MANIFEST} in this folder: a spec project starts with its manifest (version: 1, name: …)"
+        )
         diagnostics.append(error("E105", message, Span.point(MANIFEST)))
     documents = [doc for path in spec_files(root) if (doc := read(path)) is not None]
     sources = Sources(root, manifest, tuple(documents), texts, digest.hexdigest())
