@@ -305,7 +305,8 @@ def fixed_products(project: Project) -> Iterator[Diagnostic]:
             for item in group:
                 product = project.product(item.product)
                 if product is not None and product.type is not ir.ProductType.FIXED:
-                    message = f"a {what} must be on a fixed product; '{product.id}' is a {product.type.value} product"
+                    kind = product.type.value
+                    message = f"a {what} must be on a fixed product; '{product.id}' is a {kind} product"
                     yield error("E513", message, item.product.span)
 
 
