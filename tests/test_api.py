@@ -1,0 +1,92 @@
+"""The public API on the bundled specs/ and on broken projects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import pricing
+from pricing import ir
+from tests.conftest import CASES, REPO
+
+SPECS = REPO / "specs"
+
+
+def test_bundled_specs_load_clean() -> None:
+    assert pricing.check(SPECS) == []
+    project = pricing.load(SPECS)
+    assert project.manifest.name == "Nimbus AI"
+    assert sorted(project.customers) == ["acme", "globex", "initech", "umbrella"]
+    assert len(project.metrics) == 6
+    assert len(project.products) == 11
+
+
+def test_ir_values_are_exact() -> None:
+    project = pricing.load(SPECS)
+    small = next(r for r in project.rate_cards["standard_2026"].rates if r.product.id == "small_tokens")
+    assert small.price.rate_type is ir.RateType.TIERED
+    assert [(t.size, t.price) for t in small.price.tiers] == [
+        (Decimal(100), Decimal(0)),
+        (Decimal(9900), Decimal("0.04")),
+        (None, Decimal("0.03")),
+    ]
+    large = project.products["large_input"]
+    assert large.quantity_conversion is not None
+    assert large.quantity_conversion.conversion_factor == Decimal(1000000)
+    contract = project.contracts["globex-2026"]
+    assert contract.starting_at == datetime(2026, 2, 15, tzinfo=UTC)
+    assert contract.usage_statement_schedule.frequency is ir.BillingFrequency.QUARTERLY
+    eu = next(
+        r
+        for r in project.rate_cards["standard_2026"].rates
+        if r.product.id == "large_input" and r.pricing_group_values == (("region", "eu"),)
+    )
+    assert eu.price.price == Decimal(330)
+
+
+def test_spans_point_into_the_yaml() -> None:
+    project = pricing.load(SPECS)
+    metric = project.metrics["storage_gb"]
+    assert (metric.span.file, metric.span.line, metric.span.column) == ("metrics/platform.yaml", 2, 3)
+    assert metric.at("aggregation_key").line == 10
+
+
+def test_load_raises_pricing_error_with_every_diagnostic() -> None:
+    with pytest.raises(pricing.PricingError) as caught:
+        pricing.load(CASES / "check" / "many_errors_all_reported")
+    assert len(caught.value.diagnostics) == 4
+    assert str(caught.value) == (
+        "a.yaml:2:7: unknown key 'nmae' in a customer. Did you mean 'name'? (and 3 more)"
+    )
+
+
+def test_warnings_do_not_stop_loading() -> None:
+    project = pricing.load(CASES / "check" / "unused_metric")
+    assert set(project.metrics) == {"calls", "extra"}
+
+
+def test_bare_dates_are_read_in_the_project_timezone(tmp_path: Path) -> None:
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: T\ntimezone: Europe/Berlin\n")
+    (tmp_path / "c.yaml").write_text(
+        "customers: {a: {}}\nproducts: {p: {type: fixed}}\n"
+        "rate_cards: {rc: {rates: [{product: p, starting_at: 2026-07-01, rate_type: FLAT, price: 1}]}}\n"
+        "contracts: {c: {customer: a, rate_card: rc, starting_at: '2026-01-01T00:00:00+01:00'}}\n"
+    )
+    project = pricing.load(tmp_path)
+    # Midnight in Berlin in summer (UTC+2) is 22:00 UTC the day before.
+    assert project.rate_cards["rc"].rates[0].starting_at == datetime(2026, 6, 30, 22, tzinfo=UTC)
+    assert project.contracts["c"].starting_at == datetime(2025, 12, 31, 23, tzinfo=UTC)
+
+
+def test_manifest_may_hold_sections(tmp_path: Path) -> None:
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: T\ncustomers:\n  a: {name: A}\n")
+    assert pricing.load(tmp_path).customers["a"].name == "A"
+
+
+def test_not_a_folder(tmp_path: Path) -> None:
+    (diagnostic,) = pricing.check(tmp_path / "missing")
+    assert diagnostic.code == "E105"
+    assert diagnostic.message.endswith("is not a folder: a spec project is a folder with a pricing.yaml")

@@ -1,0 +1,85 @@
+"""The source stage: exact scalar typing, the source map, and hostile YAML."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pricing.compiler.source import MAX_NODES, parse_yaml
+from pricing.diagnostics import Span
+
+
+def test_scalars_keep_what_the_user_wrote() -> None:
+    text = (
+        "version: 1.10\nflag: on\nanswer: yes\nday: 2026-01-01\nat: 2024-01-01T00:00:00Z\n"
+        "price: 0.00005\nbig: 1_000_000\ncount: 12\nyes_really: true\nquoted: '12'\nnothing: ~\n"
+    )
+    doc, problems = parse_yaml("a.yaml", text)
+    assert problems == []
+    assert doc.data == {
+        "version": Decimal("1.10"),
+        "flag": "on",
+        "answer": "yes",
+        "day": "2026-01-01",
+        "at": "2024-01-01T00:00:00Z",
+        "price": Decimal("0.00005"),
+        "big": 1000000,
+        "count": 12,
+        "yes_really": True,
+        "quoted": "12",
+        "nothing": None,
+    }
+    assert str(doc.data["version"]) == "1.10"  # not 1.1
+    assert not any(isinstance(v, float) for v in doc.data.values())
+
+
+def test_explicit_tags() -> None:
+    doc, problems = parse_yaml("a.yaml", "a: !!str 12\nb: !!float 3\nc: !!int x\n")
+    assert doc.data["a"] == "12"
+    assert doc.data["b"] == Decimal(3)
+    assert [(p.code, p.message) for p in problems] == [("E104", "'x' is not a valid int")]
+
+
+def test_source_map_locates_values_and_keys() -> None:
+    doc, _ = parse_yaml("f.yaml", "metrics:\n  calls:\n    group_keys: [[region, user]]\n")
+    smap = doc.source_map
+    assert smap.key(("metrics", "calls")) == Span("f.yaml", 2, 3, 2, 8)
+    assert smap.value(("metrics", "calls", "group_keys", 0, 1)) == Span("f.yaml", 3, 27, 3, 31)
+    # An unknown path falls back to its nearest located ancestor.
+    assert smap.value(("metrics", "calls", "nope", 3)) == smap.value(("metrics", "calls"))
+
+
+def test_duplicate_key_names_both_places() -> None:
+    _, problems = parse_yaml("f.yaml", "a: 1\nb: 2\na: 3\n")
+    (problem,) = problems
+    assert problem.code == "E102"
+    assert problem.span.line == 3
+    assert problem.related[0].span.line == 1
+    assert problem.message.startswith("duplicate key 'a' in one mapping")
+
+
+def test_merge_keys_merge_and_explicit_keys_win() -> None:
+    doc, problems = parse_yaml("f.yaml", "base: &b {x: 1, y: 2}\nthing:\n  <<: *b\n  y: 3\n")
+    assert problems == []
+    assert doc.data["thing"] == {"x": 1, "y": 3}
+
+
+def test_billion_laughs_is_refused() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]" for i in range(1, 8)]
+    doc, problems = parse_yaml("f.yaml", "\n".join(lines) + "\n")
+    assert doc.data == {}
+    assert problems[0].message == f"the document expands to more than {MAX_NODES} nodes through aliases"
+
+
+def test_syntax_error_is_located() -> None:
+    _, problems = parse_yaml("f.yaml", "a:\n  - 1\n - 2\n")
+    (problem,) = problems
+    assert problem.code == "E101"
+    assert (problem.span.line, problem.span.column) == (3, 2)
+    assert problem.message.startswith("YAML syntax error:")
+
+
+def test_empty_file_is_empty_document() -> None:
+    doc, problems = parse_yaml("f.yaml", "# nothing yet\n")
+    assert doc.data == {}
+    assert problems == []
