@@ -180,6 +180,17 @@ def build_objects(
     return built, diagnostics
 
 
+def _header(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath) -> dict[str, Any]:
+    """The fields every object with an id has: located at its id, named by default by it."""
+    return {
+        "span": ctx.document.source_map.key(path),
+        "spans": ctx.spans(data, path),
+        "id": oid,
+        "name": data.get("name", oid),
+        "description": data.get("description"),
+    }
+
+
 def _ref(ctx: _Context, kind: Kind, value: str, path: JsonPath) -> ir.Ref:
     return ir.Ref(kind, value, ctx.span(path))
 
@@ -218,11 +229,7 @@ def _metric(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: st
         return None if text is None else ir.Expression(span=ctx.span((*path, key)), text=text)
 
     return ir.Metric(
-        span=ctx.document.source_map.key(path),
-        spans=ctx.spans(data, path),
-        id=oid,
-        name=data.get("name", oid),
-        description=data.get("description"),
+        **_header(ctx, oid, data, path),
         event_type_filter=None
         if etf is None
         else ir.ValueFilter(
@@ -267,11 +274,7 @@ def _product(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: s
     rnd = data.get("quantity_rounding")
     metric = data.get("billable_metric")
     return ir.Product(
-        span=ctx.document.source_map.key(path),
-        spans=ctx.spans(data, path),
-        id=oid,
-        name=data.get("name", oid),
-        description=data.get("description"),
+        **_header(ctx, oid, data, path),
         type=ptype,
         tags=tuple(data.get("tags", ())),
         billable_metric=None
@@ -360,11 +363,7 @@ def _rate_card(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, cu
         )
 
     return ir.RateCard(
-        span=ctx.document.source_map.key(path),
-        spans=ctx.spans(data, path),
-        id=oid,
-        name=data.get("name", oid),
-        description=data.get("description"),
+        **_header(ctx, oid, data, path),
         currency=ctx.currency(data.get("currency", currency), (*path, "currency")),
         rates=_items(ctx, data.get("rates"), (*path, "rates"), rate),
     )
@@ -372,11 +371,7 @@ def _rate_card(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, cu
 
 def _customer(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: str) -> ir.Customer:
     return ir.Customer(
-        span=ctx.document.source_map.key(path),
-        spans=ctx.spans(data, path),
-        id=oid,
-        name=data.get("name", oid),
-        description=data.get("description"),
+        **_header(ctx, oid, data, path),
         ingest_aliases=tuple(data.get("ingest_aliases", ())),
         email=data.get("email"),
         address=data.get("address"),
@@ -493,11 +488,7 @@ def _contract(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: 
         billing_anchor_date=ctx.optional_instant(sched, "billing_anchor_date", sched_path),
     )
     return ir.Contract(
-        span=ctx.document.source_map.key(path),
-        spans=ctx.spans(data, path),
-        id=oid,
-        name=data.get("name", oid),
-        description=data.get("description"),
+        **_header(ctx, oid, data, path),
         customer=_ref(ctx, Kind.CUSTOMER, data["customer"], (*path, "customer")),
         rate_card=_ref(ctx, Kind.RATE_CARD, data["rate_card"], (*path, "rate_card")),
         starting_at=ctx.instant(data["starting_at"], (*path, "starting_at")),
