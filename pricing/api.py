@@ -23,6 +23,7 @@ _STAND_IN = ir.Manifest(
     rounding=ir.Rounding.ROUND_HALF_UP,
     seller=None,
 )
+_SECTIONS = frozenset(kind.value for kind in ir.Kind)
 
 
 def analyse(path: str | os.PathLike[str]) -> tuple[Project | None, list[Diagnostic]]:
@@ -53,9 +54,6 @@ def analyse(path: str | os.PathLike[str]) -> tuple[Project | None, list[Diagnost
     ordered = sort_diagnostics(diagnostics)
     clean = manifest is not None and not any(d.is_error for d in ordered)
     return (project if clean else None), ordered
-
-
-_SECTIONS = frozenset(kind.value for kind in ir.Kind)
 
 
 def check(path: str | os.PathLike[str]) -> list[Diagnostic]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,6 @@ class Sources:
     root: Path
     manifest: Document | None
     documents: tuple[Document, ...]  # the object files, in path order
-    texts: Mapping[str, str] = field(repr=False)  # file → text, for showing source lines
     spec_hash: str
 
 
@@ -295,7 +294,6 @@ def spec_files(root: Path) -> list[Path]:
 def read_sources(root: Path) -> tuple[Sources, list[Diagnostic]]:
     """Read and parse every YAML file of the project at `root`."""
     diagnostics: list[Diagnostic] = []
-    texts: dict[str, str] = {}
     digest = hashlib.sha256()
 
     def read(path: Path) -> Document | None:
@@ -307,7 +305,6 @@ def read_sources(root: Path) -> tuple[Sources, list[Diagnostic]]:
         except UnicodeDecodeError as exc:
             diagnostics.append(error("E101", f"not UTF-8 text: {exc.reason}", Span.point(rel)))
             return None
-        texts[rel] = text
         document, problems = parse_yaml(rel, text)
         diagnostics.extend(problems)
         return document
@@ -322,5 +319,5 @@ def read_sources(root: Path) -> tuple[Sources, list[Diagnostic]]:
         )
         diagnostics.append(error("E105", message, Span.point(MANIFEST)))
     documents = [doc for path in spec_files(root) if (doc := read(path)) is not None]
-    sources = Sources(root, manifest, tuple(documents), texts, digest.hexdigest())
+    sources = Sources(root, manifest, tuple(documents), digest.hexdigest())
     return sources, diagnostics
