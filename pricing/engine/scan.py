@@ -1,0 +1,128 @@
+"""Event files to one normalised LazyFrame, never collected here.
+
+Every input row keeps where it came from (`_file`, `_row`), so the ledger can account for it.
+Properties that the plan needs become String columns `p.<name>`, compared as text; a number is
+written by its shortest decimal text (`2.50` → `"2.5"`). Timestamps become UTC datetimes; a row
+whose timestamp does not parse keeps a null `timestamp` and is counted invalid by the ledger.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+FORMATS = {".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv", ".parquet": "parquet"}
+FIELDS = ("transaction_id", "customer_id", "event_type", "timestamp")
+PREFIX = "p."  # our columns
+FLAT = "properties."  # flat property columns in CSV and Parquet files
+UTC_TIME = pl.Datetime("us", "UTC")
+
+
+class EventInputError(Exception):
+    """An events argument that names no readable event file."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventFile:
+    index: int  # position in input order: files as given, globs and folders sorted
+    path: Path
+    format: str
+
+
+def expand(arguments: Iterable[str | Path]) -> tuple[EventFile, ...]:
+    """Paths, globs and folders to event files in input order; each file once."""
+    paths: list[Path] = []
+    for argument in arguments:
+        text = str(argument)
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in FORMATS and p.is_file())
+        elif glob.has_magic(text):
+            found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix in FORMATS)
+        elif path.is_file():
+            if path.suffix not in FORMATS:
+                known = ", ".join(FORMATS)
+                raise EventInputError(f"{text}: unknown event file type; expected one of {known}")
+            found = [path]
+        else:
+            raise EventInputError(f"{text}: no such file, folder or matching glob")
+        if not found:
+            raise EventInputError(f"{text}: holds no event files ({', '.join(FORMATS)})")
+        paths.extend(p for p in found if p not in paths)
+    return tuple(EventFile(i, p, FORMATS[p.suffix]) for i, p in enumerate(paths))
+
+
+def _number_text(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A property column as text, numbers by their shortest decimal form."""
+    if dtype == pl.String:
+        return column
+    if dtype.is_integer():
+        return column.cast(pl.String)
+    if isinstance(dtype, pl.Decimal):
+        # "2.50" → "2.5", "3.00" → "3"
+        return column.cast(pl.String).str.replace(r"(\.\d*?)0+$", "$1").str.replace(r"\.$", "")
+    return column.cast(pl.String)
+
+
+def _timestamp(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.String:
+        return column.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return column.dt.replace_time_zone("UTC").cast(UTC_TIME)
+        return column.dt.convert_time_zone("UTC").cast(UTC_TIME)
+    if isinstance(dtype, pl.Date):
+        return column.cast(UTC_TIME)
+    return pl.lit(None, dtype=UTC_TIME)
+
+
+def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
+    if file.format == "ndjson":
+        struct = pl.Struct({name: pl.String for name in properties})
+        schema: dict[str, pl.DataType] = {name: pl.String() for name in FIELDS}
+        if properties:
+            schema["properties"] = struct
+        frame = pl.scan_ndjson(file.path, schema=schema, ignore_errors=True)
+        columns = {f: pl.col(f) for f in FIELDS}
+        types: dict[str, pl.DataType] = {f: pl.String() for f in FIELDS}
+        props = {name: pl.col("properties").struct.field(name) for name in properties}
+        prop_types = dict.fromkeys(properties, pl.String())
+    else:
+        if file.format == "csv":
+            frame = pl.scan_csv(file.path, infer_schema=False)
+        else:
+            frame = pl.scan_parquet(file.path)
+        available = frame.collect_schema()
+        columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
+        types = {f: available.get(f, pl.String()) for f in FIELDS}
+        props, prop_types = {}, {}
+        struct_type = available.get("properties")
+        struct_fields = {f.name: f.dtype for f in struct_type.fields} if isinstance(struct_type, pl.Struct) else {}
+        for name in properties:
+            flat = FLAT + name
+            if flat in available:
+                props[name], prop_types[name] = pl.col(flat), available[flat]
+            elif name in struct_fields:
+                props[name] = pl.col("properties").struct.field(name)
+                prop_types[name] = struct_fields[name]
+            else:
+                props[name], prop_types[name] = pl.lit(None, dtype=pl.String), pl.String()
+    selected = [
+        pl.lit(file.index, dtype=pl.UInt32).alias("_file"),
+        pl.col("_row"),
+        *(columns[f].cast(pl.String).alias(f) for f in ("transaction_id", "customer_id", "event_type")),
+        _timestamp(columns["timestamp"], types["timestamp"]).alias("timestamp"),
+        (columns["timestamp"].is_null()).alias("_no_timestamp"),
+        *(_number_text(props[n], prop_types[n]).alias(PREFIX + n) for n in properties),
+    ]
+    return frame.with_row_index("_row", offset=1).select(selected)
+
+
+def scan_events(files: Sequence[EventFile], properties: Iterable[str]) -> pl.LazyFrame:
+    """All files as one lazy frame, in input order, with the given properties as columns."""
+    names = sorted(set(properties))
+    return pl.concat([_scan_one(f, names) for f in files], how="vertical")
