@@ -101,7 +101,9 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         types = {f: available.get(f, pl.String()) for f in FIELDS}
         props, prop_types = {}, {}
         struct_type = available.get("properties")
-        struct_fields = {f.name: f.dtype for f in struct_type.fields} if isinstance(struct_type, pl.Struct) else {}
+        struct_fields = (
+            {f.name: f.dtype for f in struct_type.fields} if isinstance(struct_type, pl.Struct) else {}
+        )
         for name in properties:
             flat = FLAT + name
             if flat in available:
