@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from polars._typing import PolarsDataType as DType
 
 FORMATS = {".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv", ".parquet": "parquet"}
 FIELDS = ("transaction_id", "customer_id", "event_type", "timestamp")
@@ -56,7 +57,7 @@ def expand(arguments: Iterable[str | Path]) -> tuple[EventFile, ...]:
     return tuple(EventFile(i, p, FORMATS[p.suffix]) for i, p in enumerate(paths))
 
 
-def _number_text(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _number_text(column: pl.Expr, dtype: DType) -> pl.Expr:
     """A property column as text, numbers by their shortest decimal form."""
     if dtype == pl.String:
         return column
@@ -68,7 +69,7 @@ def _number_text(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return column.cast(pl.String)
 
 
-def _timestamp(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _timestamp(column: pl.Expr, dtype: DType) -> pl.Expr:
     if dtype == pl.String:
         return column.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
     if isinstance(dtype, pl.Datetime):
@@ -81,14 +82,18 @@ def _timestamp(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
+    columns: dict[str, pl.Expr]
+    types: dict[str, DType]
+    props: dict[str, pl.Expr] = {}
+    prop_types: dict[str, DType] = {}
     if file.format == "ndjson":
-        struct = pl.Struct({name: pl.String for name in properties})
+        struct = pl.Struct(dict.fromkeys(properties, pl.String))
         schema: dict[str, pl.DataType] = {name: pl.String() for name in FIELDS}
         if properties:
             schema["properties"] = struct
         frame = pl.scan_ndjson(file.path, schema=schema, ignore_errors=True)
         columns = {f: pl.col(f) for f in FIELDS}
-        types: dict[str, pl.DataType] = {f: pl.String() for f in FIELDS}
+        types = dict.fromkeys(FIELDS, pl.String())
         props = {name: pl.col("properties").struct.field(name) for name in properties}
         prop_types = dict.fromkeys(properties, pl.String())
     else:
@@ -99,7 +104,6 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         available = frame.collect_schema()
         columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
         types = {f: available.get(f, pl.String()) for f in FIELDS}
-        props, prop_types = {}, {}
         struct_type = available.get("properties")
         struct_fields = (
             {f.name: f.dtype for f in struct_type.fields} if isinstance(struct_type, pl.Struct) else {}
