@@ -1,0 +1,71 @@
+"""`pricing.compile(project)`: the compiled plan of a spec project, run over event files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from pricing.compiler.link import Project
+from pricing.engine.meter import Ledger, Measure, MeterPlan, compile_meter, run_meter
+from pricing.engine.scan import expand
+
+
+@dataclass(frozen=True, slots=True)
+class UsageResult:
+    usage: pl.DataFrame  # one row per customer, contract, metric, group values and window
+    ledger: Ledger
+    strategy: str
+    spec_hash: str
+
+    def report(self) -> dict[str, object]:
+        """The run.json-style summary: the ledger and the spec's content hash."""
+        return {"spec_hash": self.spec_hash, "strategy": self.strategy, "ledger": self.ledger.as_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    project: Project
+
+    def measures(self, group_by: Sequence[str] | None = None) -> tuple[Measure, ...]:
+        """Each metric once. By default it is grouped by its first group key; with `group_by`,
+        by those of the given properties that its group keys contain."""
+        measures = []
+        for metric in self.project.metrics.values():
+            if group_by is None:
+                group = metric.group_keys[0] if metric.group_keys else ()
+            else:
+                allowed = {name for key in metric.group_keys for name in key}
+                group = tuple(name for name in group_by if name in allowed)
+            measures.append(Measure(metric, group))
+        return tuple(measures)
+
+    def compile_usage(
+        self,
+        events: Iterable[str],
+        start: datetime,
+        end: datetime,
+        window: str = "PERIOD",
+        group_by: Sequence[str] | None = None,
+    ) -> MeterPlan:
+        return compile_meter(self.project, expand(events), self.measures(group_by), start, end, window)
+
+    def usage(
+        self,
+        events: Iterable[str],
+        start: datetime,
+        end: datetime,
+        window: str = "PERIOD",
+        group_by: Sequence[str] | None = None,
+    ) -> UsageResult:
+        """Metered usage of every metric in [start, end) and the ledger of every input row."""
+        files = expand(events)
+        plan = compile_meter(self.project, files, self.measures(group_by), start, end, window)
+        usage, ledger = run_meter(plan, files)
+        return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
+
+
+def compile(project: Project) -> Plan:
+    return Plan(project)
