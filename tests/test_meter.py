@@ -1,0 +1,111 @@
+"""Metering, checked against values computed by hand (tests/cases/meter)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import pricing
+from pricing.engine.meter import quantities
+from pricing.engine.plan import compile
+from pricing.engine.scan import EventInputError, expand
+from tests.conftest import CASES, REPO
+
+CASE = CASES / "meter"
+MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+
+
+def usage_of(spec: Path, events: list[str]) -> tuple[dict[tuple[str, str, str], Decimal], dict[str, int]]:
+    result = compile(pricing.load(spec)).usage(events, *MARCH)
+    table = {(c, m, str(sorted(g.items()))): q for c, _, m, g, q in quantities(result.usage)}
+    return table, result.ledger.buckets
+
+
+def test_every_aggregation_by_hand() -> None:
+    table, buckets = usage_of(CASE, [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")])
+    assert table == {
+        ("acme", "calls", "[]"): Decimal(12),  # c0 to c9, b1 (by alias, last microsecond), x1
+        ("acme", "cost", "[]"): Decimal(1),  # ten "0.1" add up to exactly 1; x2 is invalid
+        ("acme", "users", "[]"): Decimal(4),  # u0 u1 u2 from the c rows, u3 from the CSV
+        ("acme", "by_region", "[('region', 'us')]"): Decimal(11),  # b1 (eu) has tier 2.50 → "2.5"
+        ("acme", "peak", "[]"): Decimal(-1),  # MAX of -3, -7.5, -1
+        ("acme", "low", "[]"): Decimal("-7.5"),
+        ("acme", "last_seen", "[]"): Decimal(-1),  # t2 and t3 tie on time: the later row wins
+        ("solo", "calls", "[]"): Decimal(1),  # s2 at the contract's first instant
+        ("solo", "users", "[]"): Decimal(1),
+    }
+    assert buckets == {
+        "rated": 16,
+        "duplicate": 1,  # c0 again, in the second file
+        "unknown_customer": 0,
+        "no_contract": 1,  # s1, an hour before solo's contract
+        "unmatched": 0,
+        "outside_run": 1,  # b2 at 2026-04-01T00:00:00Z, the run's exclusive end
+        "invalid": 1,  # x2: cost "not-a-number"
+    }
+
+
+def test_ledger_on_the_bundled_specs() -> None:
+    result = compile(pricing.load(REPO / "specs")).usage([str(CASE / "mixed.jsonl")], *MARCH)
+    assert [(m, g, q) for _, _, m, g, q in quantities(result.usage)] == [
+        ("fine_tune_jobs", {}, Decimal(1)),
+        ("nimbus_large_input_tokens", {"region": "us"}, Decimal("1000000.1")),
+        ("nimbus_large_output_tokens", {"region": "us"}, Decimal(500)),
+        ("storage_gb", {"bucket": "b1"}, Decimal("12.5")),
+    ]
+    ledger = result.ledger
+    assert ledger.rows == 13 == sum(ledger.buckets.values())
+    assert ledger.buckets == {
+        "rated": 5,
+        "duplicate": 1,
+        "unknown_customer": 1,
+        "no_contract": 0,
+        "unmatched": 1,
+        "outside_run": 2,
+        "invalid": 3,
+    }
+    assert [(r.reason, r.row) for r in ledger.invalid] == [
+        ("property 'input_tokens' is not a number: 'abc' (metric 'nimbus_large_input_tokens')", 4),
+        ("missing transaction_id", 12),
+        ("unparseable timestamp", 13),
+    ]
+
+
+def test_one_scan_per_file() -> None:
+    plan = compile(pricing.load(CASE)).compile_usage(
+        [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")], *MARCH
+    )
+    explained = plan.frame.explain()
+    assert explained.count("NDJson SCAN") == 1
+    assert explained.count("Csv SCAN") == 1
+
+
+def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:
+    frame = pl.read_ndjson(
+        CASE / "part1.jsonl",
+        schema_overrides={
+            "properties": pl.Struct({"cost": pl.String, "user": pl.String, "region": pl.String})
+        },
+    )
+    frame.write_parquet(tmp_path / "struct.parquet")
+    frame.unnest("properties", separator=".").write_parquet(tmp_path / "flat.parquet")
+    for name in ("struct.parquet", "flat.parquet"):
+        table, _ = usage_of(CASE, [str(tmp_path / name)])
+        assert table[("acme", "cost", "[]")] == Decimal(1)
+        assert table[("acme", "users", "[]")] == Decimal(3)
+
+
+def test_event_arguments(tmp_path: Path) -> None:
+    (tmp_path / "b.jsonl").write_text("")
+    (tmp_path / "a.csv").write_text("transaction_id\n")
+    assert [f.path.name for f in expand([str(tmp_path)])] == ["a.csv", "b.jsonl"]
+    assert [f.path.name for f in expand([str(tmp_path / "*.jsonl"), str(tmp_path)])] == ["b.jsonl", "a.csv"]
+    with pytest.raises(EventInputError, match="no such file, folder or matching glob"):
+        expand([str(tmp_path / "missing.jsonl")])
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(EventInputError, match="unknown event file type"):
+        expand([str(tmp_path / "notes.txt")])
