@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from pricing import api
+from pricing.compiler.build import parse_instant
+from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
-from pricing.report import FORMATS, FORMATTERS
+from pricing.diagnostics import PricingError
+from pricing.engine.meter import WINDOWS, Ledger
+from pricing.engine.plan import UsageResult
+from pricing.engine.plan import compile as compile_plan
+from pricing.engine.scan import EventInputError
+from pricing.files import write_atomic, write_text_atomic
+from pricing.report import FORMATS, FORMATTERS, format_text
+
+T = TypeVar("T")
 
 DEFAULT_SPEC = "specs"
 
@@ -47,3 +67,164 @@ def schema() -> None:
     The root describes a spec file; #/$defs/manifest describes pricing.yaml.
     """
     click.echo(schema_text(), nl=False)
+
+
+def _load(spec: Path) -> Project:
+    """The project, or the check's text output on stderr and exit 1."""
+    try:
+        return api.load(spec)
+    except PricingError as exc:
+        shown_root = spec.as_posix().rstrip("/")
+        click.echo(format_text(exc.diagnostics, spec, shown_root, 50), err=True, nl=False)
+        raise SystemExit(1) from exc
+
+
+def _instant(value: str, project: Project, option: str) -> datetime:
+    try:
+        return parse_instant(value, ZoneInfo(project.manifest.timezone))
+    except ValueError as exc:
+        raise click.BadParameter(f"'{value}': {exc}", param_hint=option) from exc
+
+
+@contextmanager
+def _progress(message: str) -> Iterator[None]:
+    """A spinner on a terminal; nothing when output is piped."""
+    console = Console(stderr=True)
+    if console.is_terminal:
+        with console.status(message):
+            yield
+    else:
+        yield
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Bad event arguments are usage errors (exit 2), not tracebacks."""
+    try:
+        return action()
+    except EventInputError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _ledger_table(ledger: Ledger) -> Table:
+    table = Table(title=f"event ledger: {ledger.rows} rows")
+    table.add_column("bucket")
+    table.add_column("rows", justify="right")
+    for bucket, rows in ledger.buckets.items():
+        table.add_row(bucket, str(rows))
+    for example in ledger.invalid:
+        table.add_row(f"  invalid: {example.reason}", f"{example.file}:{example.row}")
+    return table
+
+
+def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
+    rows = result.rows()
+    if fmt == "parquet":
+        if out is None:
+            raise click.UsageError("--format parquet needs --out FILE")
+        write_atomic(out, result.usage.write_parquet)
+        return
+    if fmt == "table":
+        table = Table(show_lines=False)
+        columns = [
+            "customer_id",
+            "contract_id",
+            "metric_id",
+            "group_values",
+            "window_start",
+            "window_end",
+            "quantity",
+        ]
+        for column in columns:
+            table.add_column(column, justify="right" if column == "quantity" else "left")
+        for row in rows:
+            table.add_row(*(row[c] for c in columns))
+        buffer = io.StringIO()
+        Console(file=buffer, width=200, force_terminal=False).print(table)
+        text = buffer.getvalue()
+    elif fmt == "json":
+        text = json.dumps({"usage": rows, **result.report()}, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer, fieldnames=list(rows[0]) if rows else ["quantity"], lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(out, text)
+
+
+_SPEC = click.argument("spec", default=DEFAULT_SPEC, type=click.Path(file_okay=False, path_type=Path))
+_EVENTS = click.option(
+    "--events",
+    "events",
+    multiple=True,
+    required=True,
+    help="An event file, glob or folder (NDJSON, CSV, Parquet); repeat for several.",
+)
+_START = click.option(
+    "--start", required=True, help="Run start (inclusive): RFC 3339 or a date in the project timezone."
+)
+_END = click.option("--end", required=True, help="Run end (exclusive).")
+
+
+@main.command()
+@_SPEC
+@_EVENTS
+@_START
+@_END
+@click.option("--window", type=click.Choice(list(WINDOWS)), default="PERIOD", show_default=True)
+@click.option("--group-by", "group_by", help="Comma-separated properties to group each metric by.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (atomically) instead of stdout.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the run report (ledger, spec hash) as JSON.",
+)
+def usage(
+    spec: Path,
+    events: tuple[str, ...],
+    start: str,
+    end: str,
+    window: str,
+    group_by: str | None,
+    fmt: str,
+    out: Path | None,
+    report: Path | None,
+) -> None:
+    """What did each customer use? One row per customer, metric, group values and window."""
+    project = _load(spec)
+    lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
+    groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
+    with _progress("metering events…"):
+        result = _guard(lambda: compile_plan(project).usage(events, lo, hi, window, groups))
+    _write_usage(result, fmt, out)
+    if report is not None:
+        write_text_atomic(report, json.dumps(result.report(), indent=2) + "\n")
+    Console(stderr=True, width=120).print(_ledger_table(result.ledger))
+
+
+@main.command()
+@_SPEC
+@_EVENTS
+@_START
+@_END
+def explain(spec: Path, events: tuple[str, ...], start: str, end: str) -> None:
+    """The compiled metering plan: each metric's predicate and value, the strategy, the Polars plan."""
+    project = _load(spec)
+    lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
+    click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi)))

@@ -69,12 +69,8 @@ class _Context:
         self.failed = True
 
     def instant(self, value: str, path: JsonPath) -> datetime:
-        """An RFC 3339 timestamp, or a bare date at midnight in the project timezone, in UTC."""
         try:
-            if len(value) == 10:
-                day = date.fromisoformat(value)
-                return datetime.combine(day, time(), self.timezone).astimezone(UTC)
-            return datetime.fromisoformat(value.upper().replace(" ", "T")).astimezone(UTC)
+            return parse_instant(value, self.timezone)
         except ValueError as exc:
             self.fail("E301", f"'{value}' is not a real date or time: {exc}", self.span(path))
             return _NEVER  # the object is dropped; building goes on to find further errors
@@ -96,6 +92,17 @@ class _Context:
                 message = f"'{key}' does not apply to {what}; remove it"
                 self.diagnostics.append(error("E304", message, self.document.source_map.key((*path, key))))
                 self.failed = True
+
+
+def parse_instant(value: str, timezone: ZoneInfo) -> datetime:
+    """An RFC 3339 timestamp, or a bare date at midnight in `timezone`, in UTC (ValueError if
+    neither). A timestamp must carry its offset."""
+    if len(value) == 10:
+        return datetime.combine(date.fromisoformat(value), time(), timezone).astimezone(UTC)
+    instant = datetime.fromisoformat(value.upper().replace(" ", "T"))
+    if instant.tzinfo is None:
+        raise ValueError("a timestamp needs an offset such as Z or +01:00")
+    return instant.astimezone(UTC)
 
 
 def filter_text(value: str | int | Decimal) -> str:

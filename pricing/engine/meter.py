@@ -83,29 +83,28 @@ def col(name: str) -> pl.Expr:
     return pl.col(PREFIX + name)
 
 
-def _values(values: Sequence[str]) -> list[str]:
-    return list(values)
-
-
 def lower_filter(metric: ir.Metric) -> pl.Expr:
-    """A metric's event-type and property filters as one boolean expression (null → false)."""
-    predicate = pl.lit(True)
+    """A metric's event-type and property filters as one boolean expression. A comparison with
+    an absent property is null, and a null verdict is false."""
+    conditions: list[pl.Expr] = []
     etf = metric.event_type_filter
     if etf is not None and etf.in_values is not None:
-        predicate &= pl.col("event_type").is_in(_values(etf.in_values))
+        conditions.append(pl.col("event_type").is_in(list(etf.in_values)))
     if etf is not None and etf.not_in_values is not None:
-        predicate &= ~pl.col("event_type").is_in(_values(etf.not_in_values))
+        conditions.append(~pl.col("event_type").is_in(list(etf.not_in_values)))
     for f in metric.property_filters:
         value = col(f.name)
         if f.exists is True:
-            predicate &= value.is_not_null()
+            conditions.append(value.is_not_null())
         elif f.exists is False:
-            predicate &= value.is_null()
+            conditions.append(value.is_null())
         if f.in_values is not None:
-            predicate &= value.is_in(_values(f.in_values)).fill_null(False)
+            conditions.append(value.is_in(list(f.in_values)))
         if f.not_in_values is not None:
-            predicate &= value.is_null() | ~value.is_in(_values(f.not_in_values)).fill_null(False)
-    return predicate.fill_null(False)
+            conditions.append(value.is_null() | ~value.is_in(list(f.not_in_values)))
+    if not conditions:
+        return pl.lit(True)
+    return pl.all_horizontal(conditions).fill_null(False)
 
 
 def needs_number(metric: ir.Metric) -> bool:

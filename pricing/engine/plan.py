@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 import polars as pl
 
 from pricing.compiler.link import Project
-from pricing.engine.meter import Ledger, Measure, MeterPlan, compile_meter, run_meter
+from pricing.engine.meter import (
+    Ledger,
+    Measure,
+    MeterPlan,
+    compile_meter,
+    lower_filter,
+    needs_number,
+    number,
+    run_meter,
+)
 from pricing.engine.scan import expand
+from pricing.money import text
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +30,16 @@ class UsageResult:
     ledger: Ledger
     strategy: str
     spec_hash: str
+
+    def rows(self) -> list[dict[str, str]]:
+        """The usage table with exact text: quantities as plain decimals, times in RFC 3339."""
+        table = self.usage.with_columns(
+            pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            for c in ("period_start", "period_end", "window_start", "window_end")
+        )
+        return [
+            {**row, "quantity": text(Decimal(str(row["quantity"])))} for row in table.iter_rows(named=True)
+        ]
 
     def report(self) -> dict[str, object]:
         """The run.json-style summary: the ledger and the spec's content hash."""
@@ -51,6 +72,22 @@ class Plan:
         group_by: Sequence[str] | None = None,
     ) -> MeterPlan:
         return compile_meter(self.project, expand(events), self.measures(group_by), start, end, window)
+
+    def explain(self, events: Iterable[str], start: datetime, end: datetime) -> str:
+        """Each metric's compiled predicate and value, the strategy, and the Polars plan."""
+        plan = self.compile_usage(events, start, end)
+        lines = [f"strategy: {plan.strategy}", ""]
+        for measure in plan.measures:
+            metric = measure.metric
+            key = metric.aggregation_key
+            value = number(key) if key and needs_number(metric) else pl.col(f"p.{key}") if key else pl.len()
+            grouping = ", ".join(measure.group)
+            lines += [
+                f"metric {metric.id}: {metric.aggregation_type.value} grouped by [{grouping}]",
+                f"  predicate: {lower_filter(metric)}",
+                f"  value:     {value}",
+            ]
+        return "\n".join([*lines, "", plan.frame.explain()])
 
     def usage(
         self,

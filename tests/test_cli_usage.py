@@ -1,0 +1,101 @@
+"""`pricing usage` and `pricing explain` as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner
+
+from pricing.cli import main
+from tests.conftest import CASES, REPO
+
+SPECS = str(REPO / "specs")
+EVENTS = str(CASES / "meter" / "mixed.jsonl")
+MARCH = ["--start", "2026-03-01", "--end", "2026-04-01"]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_usage_csv_with_daily_windows() -> None:
+    code, out, err = run("usage", SPECS, "--events", EVENTS, *MARCH, "--window", "DAY", "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    storage = [(r["window_start"], r["quantity"]) for r in rows if r["metric_id"] == "storage_gb"]
+    assert storage == [("2026-03-04T00:00:00Z", "12.5"), ("2026-03-05T00:00:00Z", "7")]
+    assert "event ledger: 13 rows" in err
+
+
+def test_usage_json_carries_the_ledger_and_spec_hash(tmp_path: Path) -> None:
+    out_file, report = tmp_path / "usage.json", tmp_path / "run.json"
+    code, _, _ = run(
+        "usage",
+        SPECS,
+        "--events",
+        EVENTS,
+        *MARCH,
+        "--format",
+        "json",
+        "--out",
+        str(out_file),
+        "--report",
+        str(report),
+    )
+    assert code == 0
+    document = json.loads(out_file.read_text())
+    assert [(r["metric_id"], r["quantity"]) for r in document["usage"]][:2] == [
+        ("fine_tune_jobs", "1"),
+        ("nimbus_large_input_tokens", "1000000.1"),
+    ]
+    run_report = json.loads(report.read_text())
+    assert run_report["ledger"]["buckets"]["duplicate"] == 1
+    assert len(run_report["spec_hash"]) == 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "usage.json"]  # no temp files left
+
+
+def test_usage_group_by_none_and_parquet(tmp_path: Path) -> None:
+    out_file = tmp_path / "usage.parquet"
+    code, _, _ = run(
+        "usage",
+        SPECS,
+        "--events",
+        EVENTS,
+        *MARCH,
+        "--group-by",
+        "",
+        "--format",
+        "parquet",
+        "--out",
+        str(out_file),
+    )
+    assert code == 0
+    frame = pl.read_parquet(out_file)
+    assert set(frame["group_values"]) == {"{}"}
+    assert isinstance(frame.schema["quantity"], pl.Decimal)
+
+
+def test_usage_errors_are_messages_not_tracebacks() -> None:
+    code, _, err = run("usage", SPECS, "--events", "nope/*.jsonl", *MARCH)
+    assert code == 2
+    assert "nope/*.jsonl: holds no event files" in err
+    code, _, err = run("usage", SPECS, "--events", EVENTS, "--start", "March", "--end", "2026-04-01")
+    assert code == 2
+    assert "Invalid value for --start: 'March'" in err
+    code, _, err = run("usage", str(CASES / "check" / "unknown_tag"), "--events", EVENTS, *MARCH)
+    assert code == 1
+    assert "error[E402]: no product has the tag 'token'" in err
+
+
+def test_explain_names_the_strategy_and_predicates() -> None:
+    code, out, _ = run("explain", SPECS, "--events", EVENTS, *MARCH)
+    assert code == 0
+    assert out.startswith("strategy: pre-aggregated\n")
+    assert "metric storage_gb: MAX grouped by [bucket]" in out
+    assert 'col("event_type").is_in([["storage_snapshot"]])' in out
+    assert out.count("NDJson SCAN") == 1
