@@ -116,6 +116,13 @@ def number(name: str) -> pl.Expr:
     return col(name).str.strip_chars().cast(QUANTITY, strict=False)
 
 
+NUMBER = "n."  # the column holding number(name), computed once per run
+
+
+def num(name: str) -> pl.Expr:
+    return pl.col(NUMBER + name)
+
+
 def properties_used(measures: Iterable[Measure]) -> set[str]:
     names: set[str] = set()
     for m in measures:
@@ -217,12 +224,16 @@ def compile_meter(
     # 7. numbers: a matched row whose aggregation key is not a number is invalid for the run
     metrics = {m.metric.id: m.metric for m in measures}
     matches = {mid: lower_filter(metric) for mid, metric in sorted(metrics.items())}
+    numeric_keys = sorted(
+        {m.aggregation_key for m in metrics.values() if m.aggregation_key and needs_number(m)}
+    )
+    in_contract = in_contract.with_columns(number(key).alias(NUMBER + key) for key in numeric_keys)
     bad_number = pl.lit(None, dtype=pl.String)
     for mid, metric in sorted(metrics.items(), reverse=True):
         key = metric.aggregation_key
         if key is None or not needs_number(metric):
             continue
-        wrong = matches[mid] & col(key).is_not_null() & number(key).is_null()
+        wrong = matches[mid] & col(key).is_not_null() & num(key).is_null()
         text = pl.format(
             "property '{}' is not a number: '{}' (metric '{}')", pl.lit(key), col(key), pl.lit(mid)
         )
@@ -293,9 +304,9 @@ def _pre_aggregated(rated: pl.LazyFrame, measures: Sequence[Measure], keys: list
     aggs = [pl.len().alias("_n")]
     for key in value_keys:
         aggs += [
-            number(key).sum().alias(f"_sum.{key}"),
-            number(key).max().alias(f"_max.{key}"),
-            number(key).min().alias(f"_min.{key}"),
+            num(key).sum().alias(f"_sum.{key}"),
+            num(key).max().alias(f"_max.{key}"),
+            num(key).min().alias(f"_min.{key}"),
         ]
     pre = rated.group_by([*keys, "event_type", *(PREFIX + d for d in dims)]).agg(aggs).cache()
     parts = []
@@ -338,7 +349,7 @@ def _from_rows(rated: pl.LazyFrame, m: Measure, keys: list[str]) -> pl.LazyFrame
     if metric.aggregation_type is ir.AggregationType.UNIQUE:
         quantity = col(key).drop_nulls().n_unique().cast(QUANTITY)
     else:  # LATEST: the value of the latest event, ties to the later row in input order
-        quantity = number(key).sort_by(["timestamp", "_file", "_row"]).drop_nulls().last()
+        quantity = num(key).sort_by(["timestamp", "_file", "_row"]).drop_nulls().last()
     return (
         rated.filter(lower_filter(metric))
         .group_by([*keys, *(PREFIX + g for g in m.group)])
