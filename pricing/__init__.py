@@ -3,6 +3,18 @@
 from pricing.api import analyse, check, load
 from pricing.compiler.link import Project
 from pricing.diagnostics import Diagnostic, PricingError, Severity, Span
+from pricing.engine.plan import Plan, compile
 
-__all__ = ["Diagnostic", "PricingError", "Project", "Severity", "Span", "analyse", "check", "load"]
+__all__ = [
+    "Diagnostic",
+    "Plan",
+    "PricingError",
+    "Project",
+    "Severity",
+    "Span",
+    "analyse",
+    "check",
+    "compile",
+    "load",
+]
 __version__ = "0.1.0"

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 import pricing
 from pricing.engine.meter import quantities
-from pricing.engine.plan import compile
 from tests.reference import Row, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -99,7 +98,7 @@ def write_ndjson(path: Path, rows: list[Row]) -> None:
 
 
 def run_engine(root: Path, files: list[Path]) -> tuple[dict[Any, Decimal], dict[str, int]]:
-    result = compile(pricing.load(root)).usage([str(f) for f in files], START, END)
+    result = pricing.compile(pricing.load(root)).usage([str(f) for f in files], START, END)
     usage = {(c, m, tuple(g.items())): q for c, _, m, g, q in quantities(result.usage)}
     ledger = {k: v for k, v in result.ledger.buckets.items() if v}
     assert result.ledger.rows == sum(result.ledger.buckets.values())
