@@ -109,3 +109,39 @@ def test_event_arguments(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(EventInputError, match="unknown event file type"):
         expand([str(tmp_path / "notes.txt")])
+
+
+def test_project_timezone_and_dst(tmp_path: Path) -> None:
+    """Berlin: March 2026 runs from 2026-02-28T23:00Z to 2026-03-31T22:00Z (summer time began on
+    29 March, a 23-hour day)."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Berlin\ntimezone: Europe/Berlin\n")
+    (tmp_path / "spec.yaml").write_text(
+        "metrics: {calls: {aggregation_type: COUNT}}\n"
+        "products: {p: {type: usage, billable_metric: calls}}\n"
+        "customers: {acme: {}}\n"
+        "rate_cards: {rc: {rates: [{product: p, starting_at: 2026-01-01, rate_type: FLAT, price: 1}]}}\n"
+        "contracts: {c: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}\n"
+    )
+    times = [
+        "2026-02-28T22:59:59Z",  # 23:59:59 on 28 Feb in Berlin: February, outside the run
+        "2026-02-28T23:00:00Z",  # midnight, 1 March in Berlin: the run's first instant
+        "2026-03-29T01:30:00Z",  # 03:30 summer time on the 23-hour day
+        "2026-03-31T21:59:59Z",  # 23:59:59 on 31 March in Berlin
+        "2026-03-31T22:00:00Z",  # midnight, 1 April in Berlin: outside the run
+    ]
+    lines = [
+        f'{{"transaction_id": "{i}", "customer_id": "acme", "event_type": "x", "timestamp": "{t}"}}'
+        for i, t in enumerate(times)
+    ]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    project = pricing.load(tmp_path)
+    berlin_march = (datetime(2026, 2, 28, 23, tzinfo=UTC), datetime(2026, 3, 31, 22, tzinfo=UTC))
+    result = compile(project).usage([str(tmp_path / "events.jsonl")], *berlin_march, window="DAY")
+    rows = [(r["window_start"], r["window_end"], r["quantity"]) for r in result.rows()]
+    assert rows == [
+        ("2026-02-28T23:00:00Z", "2026-03-01T23:00:00Z", "1"),
+        ("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", "1"),  # 23 hours long
+        ("2026-03-30T22:00:00Z", "2026-03-31T22:00:00Z", "1"),
+    ]
+    assert {r["period_start"] for r in result.rows()} == {"2026-02-28T23:00:00Z"}
+    assert result.ledger.buckets["outside_run"] == 2
