@@ -21,7 +21,7 @@ from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
-from pricing.engine.meter import WINDOWS, Ledger
+from pricing.engine.meter import ENGINES, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError
@@ -177,6 +177,13 @@ _END = click.option("--end", required=True, help="Run end (exclusive).")
 @_START
 @_END
 @click.option("--window", type=click.Choice(list(WINDOWS)), default="PERIOD", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    show_default=True,
+    help="Polars engine; auto streams inputs above 1 GiB (see pricing explain).",
+)
 @click.option("--group-by", "group_by", help="Comma-separated properties to group each metric by.")
 @click.option(
     "--format",
@@ -201,6 +208,7 @@ def usage(
     start: str,
     end: str,
     window: str,
+    engine: str,
     group_by: str | None,
     fmt: str,
     out: Path | None,
@@ -211,7 +219,7 @@ def usage(
     lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
     with _progress("metering events…"):
-        result = _guard(lambda: compile_plan(project).usage(events, lo, hi, window, groups))
+        result = _guard(lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine))
     _write_usage(result, fmt, out)
     if report is not None:
         write_text_atomic(report, json.dumps(result.report(), indent=2) + "\n")

@@ -19,14 +19,17 @@ CASE = CASES / "meter"
 MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
 
 
-def usage_of(spec: Path, events: list[str]) -> tuple[dict[tuple[str, str, str], Decimal], dict[str, int]]:
-    result = compile(pricing.load(spec)).usage(events, *MARCH)
+def usage_of(
+    spec: Path, events: list[str], engine: str = "auto"
+) -> tuple[dict[tuple[str, str, str], Decimal], dict[str, int]]:
+    result = compile(pricing.load(spec)).usage(events, *MARCH, engine=engine)
     table = {(c, m, str(sorted(g.items()))): q for c, _, m, g, q in quantities(result.usage)}
     return table, result.ledger.buckets
 
 
-def test_every_aggregation_by_hand() -> None:
-    table, buckets = usage_of(CASE, [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")])
+@pytest.mark.parametrize("engine", ["in-memory", "streaming"])
+def test_every_aggregation_by_hand(engine: str) -> None:
+    table, buckets = usage_of(CASE, [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")], engine)
     assert table == {
         ("acme", "calls", "[]"): Decimal(12),  # c0 to c9, b1 (by alias, last microsecond), x1
         ("acme", "cost", "[]"): Decimal(1),  # ten "0.1" add up to exactly 1; x2 is invalid

@@ -1,21 +1,23 @@
 """Metering: one lazy Polars plan that measures every billable metric and fills the ledger.
 
-The plan, in order (all lazy; `explain()` shows one scan per input file):
+The plan is one linear pipeline over the events — no branches, so no cached copies, and the
+streaming engine keeps memory bounded:
 
 1. scan        every file, in input order, keeping (`_file`, `_row`)
-2. validate    rows missing a required field or with an unparseable timestamp → invalid
-3. dedup       first row per `transaction_id` in input order wins → the rest are duplicates
-4. resolve     ingest aliases → customer ids, by a join          → else unknown_customer
-5. window      timestamps inside [start, end)                     → else outside_run
-6. contract    the statement period of the customer's contract, by a range join against a small
-               periods table                                      → else no_contract
-7. numbers     a metric's aggregation key that is not a number    → invalid, for the whole run
-8. metrics     rows matching no metric                            → unmatched; the rest rated.
-               COUNT/SUM/MAX/MIN share one pre-aggregation: the rows are grouped once by every
-               column any metric filters or groups on, and each metric filters and re-aggregates
-               that small table. UNIQUE and LATEST read the rows themselves.
+2. validate    a missing required field or an unparseable timestamp       → invalid
+3. dedup       the first valid row of each `transaction_id` in input order → else duplicate
+4. resolve     a join of ids and aliases to customers           → else unknown_customer
+               the run window                                   → else outside_run
+               a join on (customer, UTC day) against the intervals that partition each day of the
+               run into statement periods and gaps; the event lies in exactly one → no_contract
+5. numbers     a matched metric's aggregation key that is not a number    → invalid (for the run)
+6. metrics     rows matching no metric                                     → unmatched; else rated
+7. group       one group_by over the bucket, the invalid reason, and — for rated rows — the
+               customer, contract, period, window, event type and every property any metric
+               filters or groups on (UNIQUE keys too), with count, sum, max, min and latest of
+               each numeric key: the pre-aggregation.
 
-Usage and ledger counts leave the plan as one frame, so the events are read once.
+Each metric is then a filter and re-aggregation of that small table, and the ledger its sums.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -133,16 +135,51 @@ def properties_used(measures: Iterable[Measure]) -> set[str]:
     return names
 
 
-def periods_frame(project: Project, start: datetime, end: datetime) -> pl.LazyFrame:
-    """Every contract's statement periods that meet [start, end): a small dimension table."""
+DAY = timedelta(days=1)
+
+
+def customers_frame(project: Project) -> pl.LazyFrame:
+    """Every customer id and ingest alias → the customer id (aliases are unique, rule E508)."""
+    rows = [(c.id, c.id) for c in project.customers.values()]
+    rows += [(alias, c.id) for c in project.customers.values() for alias in c.ingest_aliases]
+    return pl.LazyFrame(rows, schema={"_key": pl.String, "_customer": pl.String}, orient="row")
+
+
+def days_frame(project: Project, start: datetime, end: datetime) -> pl.LazyFrame:
+    """For every customer and every UTC day of the run, the intervals that partition that day:
+    statement periods of its contracts, and gaps with no contract. An event joined on its customer
+    and day matches one or two intervals (two where a period ends inside the day), and lies in
+    exactly one of them."""
     timezone = ZoneInfo(project.manifest.timezone)
-    rows = [
-        (c.customer.id, c.id, lo, hi)
-        for c in project.contracts.values()
-        for lo, hi in statement_periods(c, timezone, start, end)
-    ]
+    first_day = datetime.combine(start.date(), time(), UTC)
+    days = [first_day + i * DAY for i in range((end - first_day + DAY - timedelta.resolution) // DAY)]
+    rows = []
+    for customer in project.customers.values():
+        periods = sorted(
+            (lo, hi, c.id)
+            for c in project.contracts.values()
+            if c.customer.id == customer.id
+            for lo, hi in statement_periods(c, timezone, start, end)
+        )
+        intervals: list[tuple[datetime, datetime, str | None]] = []
+        cursor = first_day
+        for lo, hi, contract in periods:
+            if lo > cursor:
+                intervals.append((cursor, lo, None))
+            intervals.append((lo, hi, contract))
+            cursor = max(cursor, hi)
+        if cursor < days[-1] + DAY:
+            intervals.append((cursor, days[-1] + DAY, None))
+        for day in days:
+            day_number = (day - _EPOCH) // DAY
+            rows += [
+                (customer.id, day_number, contract, lo, hi)
+                for lo, hi, contract in intervals
+                if lo < day + DAY and hi > day
+            ]
     schema: dict[str, pl.DataType] = {
-        "customer_id": pl.String(),
+        "_customer": pl.String(),
+        "_day": pl.Int64(),
         "contract_id": pl.String(),
         "period_start": UTC_TIME,
         "period_end": UTC_TIME,
@@ -150,20 +187,34 @@ def periods_frame(project: Project, start: datetime, end: datetime) -> pl.LazyFr
     return pl.LazyFrame(rows, schema=schema, orient="row")
 
 
-def customers_frame(project: Project) -> pl.LazyFrame:
-    """Every id and ingest alias → the customer id (aliases are unique, rule E508)."""
-    rows = [(c.id, c.id) for c in project.customers.values()]
-    rows += [(alias, c.id) for c in project.customers.values() for alias in c.ingest_aliases]
-    return pl.LazyFrame(rows, schema={"_key": pl.String, "customer": pl.String}, orient="row")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class MeterPlan:
-    """The compiled metering plan of a run: one lazy frame of usage rows and ledger counts."""
+    """The compiled metering plan of a run: one lazy pre-aggregation of the events, keyed by
+    ledger bucket, from which every metric and the ledger are derived."""
 
     frame: pl.LazyFrame
     measures: tuple[Measure, ...]
     strategy: str
+    engine: str  # "in-memory" or "streaming"
+    engine_reason: str
+
+
+STREAMING_ABOVE = 1 << 30  # bytes of input files from which the streaming engine is used
+ENGINES = ("auto", "in-memory", "streaming")
+
+
+def choose_engine(files: Sequence[EventFile], engine: str) -> tuple[str, str]:
+    """The engine of a run and why. In-memory is faster here (the dedup of transaction ids does
+    not stream); streaming bounds memory when the inputs are large."""
+    if engine != "auto":
+        return engine, "chosen with --engine"
+    size = sum(f.path.stat().st_size for f in files)
+    if size > STREAMING_ABOVE:
+        return "streaming", f"inputs are {size / 2**30:.1f} GiB, above 1 GiB"
+    return "in-memory", f"inputs are {size / 2**20:.0f} MiB, at most 1 GiB"
 
 
 def _window(expr: pl.Expr, window: str, timezone: str) -> tuple[pl.Expr, pl.Expr]:
@@ -174,6 +225,10 @@ def _window(expr: pl.Expr, window: str, timezone: str) -> tuple[pl.Expr, pl.Expr
     return local.dt.convert_time_zone("UTC"), local.dt.offset_by(every).dt.convert_time_zone("UTC")
 
 
+_ORDER = pl.col("_file").cast(pl.UInt64) * (1 << 32) + pl.col("_row").cast(pl.UInt64)
+_KEYS = ("customer_id", "contract_id", "period_start", "period_end", "window_start", "window_end")
+
+
 def compile_meter(
     project: Project,
     files: Sequence[EventFile],
@@ -181,12 +236,35 @@ def compile_meter(
     start: datetime,
     end: datetime,
     window: str = "PERIOD",
+    engine: str = "auto",
 ) -> MeterPlan:
     props = properties_used(measures)
-    events = scan_events(files, props)
+    metrics = {m.metric.id: m.metric for m in sorted(measures, key=lambda m: m.metric.id)}
+    matches = {mid: lower_filter(metric) for mid, metric in metrics.items()}
+    numeric_keys = sorted(
+        {m.aggregation_key for m in metrics.values() if m.aggregation_key and needs_number(m)}
+    )
+    latest_keys = sorted(
+        {
+            m.aggregation_key
+            for m in metrics.values()
+            if m.aggregation_type is ir.AggregationType.LATEST and m.aggregation_key
+        }
+    )
+    unique_keys = sorted(
+        {
+            m.aggregation_key
+            for m in metrics.values()
+            if m.aggregation_type is ir.AggregationType.UNIQUE and m.aggregation_key
+        }
+    )
+    dims = sorted(
+        {f.name for m in metrics.values() for f in m.property_filters}
+        | {g for m in measures for g in m.group}
+    )
+    dims = sorted(set(dims) | set(unique_keys))
 
-    # 2. structural validity
-    reason = (
+    structural = (
         pl.when(pl.col("transaction_id").is_null())
         .then(pl.lit("missing transaction_id"))
         .when(pl.col("customer_id").is_null())
@@ -198,38 +276,8 @@ def compile_meter(
         .when(pl.col("timestamp").is_null())
         .then(pl.lit("unparseable timestamp"))
     )
-    base = events.with_columns(reason.alias("_reason")).cache()
-    valid = base.filter(pl.col("_reason").is_null())
-
-    # 3. dedup: the first row of each transaction id in input order
-    unique = valid.unique(subset=["transaction_id"], keep="first", maintain_order=True).cache()
-    # 4. aliases
-    known = unique.join(customers_frame(project), left_on="customer_id", right_on="_key", how="inner")
-    known = known.with_columns(pl.col("customer").alias("customer_id")).drop("customer").cache()
-    # 5. run window
-    in_run = known.filter((pl.col("timestamp") >= start) & (pl.col("timestamp") < end)).cache()
-    # 6. contract and statement period
-    periods = periods_frame(project, start, end)
-    in_contract = (
-        in_run.join_where(
-            periods.rename({"customer_id": "_pc"}),
-            pl.col("customer_id") == pl.col("_pc"),
-            pl.col("timestamp") >= pl.col("period_start"),
-            pl.col("timestamp") < pl.col("period_end"),
-        )
-        .drop("_pc")
-        .cache()
-    )
-
-    # 7. numbers: a matched row whose aggregation key is not a number is invalid for the run
-    metrics = {m.metric.id: m.metric for m in measures}
-    matches = {mid: lower_filter(metric) for mid, metric in sorted(metrics.items())}
-    numeric_keys = sorted(
-        {m.aggregation_key for m in metrics.values() if m.aggregation_key and needs_number(m)}
-    )
-    in_contract = in_contract.with_columns(number(key).alias(NUMBER + key) for key in numeric_keys)
     bad_number = pl.lit(None, dtype=pl.String)
-    for mid, metric in sorted(metrics.items(), reverse=True):
+    for mid, metric in reversed(metrics.items()):
         key = metric.aggregation_key
         if key is None or not needs_number(metric):
             continue
@@ -238,53 +286,100 @@ def compile_meter(
             "property '{}' is not a number: '{}' (metric '{}')", pl.lit(key), col(key), pl.lit(mid)
         )
         bad_number = pl.when(wrong).then(text).otherwise(bad_number)
-    checked = in_contract.with_columns(bad_number.alias("_reason")).cache()
-    good = checked.filter(pl.col("_reason").is_null())
     any_match = pl.any_horizontal(*matches.values()) if matches else pl.lit(False)
-    rated = good.filter(any_match).cache()
-
-    # 8. usage
+    in_run = (pl.col("timestamp") >= start) & (pl.col("timestamp") < end)
+    bucket = (
+        pl.when(pl.col("_reason").is_not_null())
+        .then(pl.lit("invalid"))
+        .when(pl.col("_duplicate"))
+        .then(pl.lit("duplicate"))
+        .when(pl.col("_customer").is_null())
+        .then(pl.lit("unknown_customer"))
+        .when(~in_run)
+        .then(pl.lit("outside_run"))
+        .when(pl.col("contract_id").is_null())
+        .then(pl.lit("no_contract"))
+        .when(pl.col("_bad_number").is_not_null())
+        .then(pl.lit("invalid"))
+        .when(~any_match)
+        .then(pl.lit("unmatched"))
+        .otherwise(pl.lit("rated"))
+    )
     window_start, window_end = _window(pl.col("timestamp"), window, project.manifest.timezone)
-    rated = rated.with_columns(window_start.alias("window_start"), window_end.alias("window_end"))
-    keys = ["customer_id", "contract_id", "period_start", "period_end", "window_start", "window_end"]
-    pre_measures = [m for m in measures if m.metric.aggregation_type in _DECOMPOSABLE]
-    row_measures = [m for m in measures if m.metric.aggregation_type not in _DECOMPOSABLE]
-    usage_parts = []
-    if pre_measures:
-        usage_parts.extend(_pre_aggregated(rated, pre_measures, keys))
-    usage_parts.extend(_from_rows(rated, m, keys) for m in row_measures)
+    rated = pl.col("_bucket") == "rated"
 
-    # ledger counts
-    def count(frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
-        return frame.select(pl.len().cast(pl.Int64).alias("count")).with_columns(pl.lit(name).alias("bucket"))
-
-    ledger = [
-        count(base, "_rows"),
-        count(valid, "_valid"),
-        count(unique, "_unique"),
-        count(known, "_known"),
-        count(in_run, "_in_run"),
-        count(in_contract, "_in_contract"),
-        count(good, "_good"),
-        count(rated, "rated"),
+    rows = (
+        scan_events(files, props)
+        .with_columns(structural.alias("_reason"), _ORDER.alias("_order"))
+        # 3. the first valid row of each transaction id, in input order; invalid rows claim none
+        .with_columns(
+            (
+                pl.col("_reason").is_null()
+                & ~pl.when(pl.col("_reason").is_null()).then(pl.col("transaction_id")).is_first_distinct()
+            ).alias("_duplicate")
+        )
+        # 4. the customer behind an id or alias; its contract and period by customer and day
+        .join(customers_frame(project), left_on="customer_id", right_on="_key", how="left")
+        .with_columns(pl.col("timestamp").dt.epoch("d").cast(pl.Int64).alias("_day"))
+        .join(days_frame(project, start, end), on=["_customer", "_day"], how="left")
+        .filter(
+            pl.col("period_start").is_null()
+            | ((pl.col("timestamp") >= pl.col("period_start")) & (pl.col("timestamp") < pl.col("period_end")))
+        )
+        .with_columns(
+            num_expr.alias(NUMBER + key) for key, num_expr in ((k, number(k)) for k in numeric_keys)
+        )
+        .with_columns(bad_number.alias("_bad_number"))
+        .with_columns(bucket.alias("_bucket"))
+        .with_columns(
+            pl.coalesce("_reason", "_bad_number").alias("_reason"),
+            pl.col("_customer").alias("customer_id"),
+            window_start.alias("window_start"),
+            window_end.alias("window_end"),
+        )
+    )
+    # 8. the pre-aggregation: rows that are not rated collapse to one group per bucket and reason
+    group = [
+        pl.col("_file"),
+        pl.col("_bucket"),
+        pl.col("_reason"),
+        *(pl.when(rated).then(pl.col(k)).alias(k) for k in (*_KEYS, "event_type")),
+        *(pl.when(rated).then(col(d)).alias(PREFIX + d) for d in dims),
     ]
-    invalid_rows = pl.concat(
-        [
-            base.filter(pl.col("_reason").is_not_null()).select("_reason", "_file", "_row"),
-            checked.filter(pl.col("_reason").is_not_null()).select("_reason", "_file", "_row"),
+    aggs = [
+        pl.len().alias("_n"),
+        pl.col("_row").max().alias("_last_row"),
+        pl.col("_order").filter(pl.col("_bucket") == "invalid").bottom_k(INVALID_EXAMPLES).alias("_examples"),
+    ]
+    for key in numeric_keys:
+        aggs += [
+            num(key).sum().alias(f"_sum.{key}"),
+            num(key).max().alias(f"_max.{key}"),
+            num(key).min().alias(f"_min.{key}"),
         ]
-    )
-    examples = (
-        invalid_rows.sort("_file", "_row")
-        .group_by("_reason", maintain_order=True)
-        .head(INVALID_EXAMPLES)
-        .with_columns(pl.lit("_example").alias("bucket"))
-    )
-    invalid_counts = invalid_rows.group_by("_reason").agg(pl.len().cast(pl.Int64).alias("count"))
-    invalid_counts = invalid_counts.with_columns(pl.lit("_invalid").alias("bucket"))
-    frame = pl.concat([*usage_parts, *ledger, examples, invalid_counts], how="diagonal_relaxed")
-    strategy = "pre-aggregated" if pre_measures else "row-level"
-    return MeterPlan(frame, tuple(measures), strategy)
+    for key in latest_keys:
+        order = ["timestamp", "_order"]
+        present = num(key).is_not_null()
+        aggs += [
+            num(key)
+            .filter(present)
+            .sort_by([pl.col(o).filter(present) for o in order])
+            .last()
+            .alias(f"_last.{key}"),
+            pl.col("timestamp")
+            .filter(present)
+            .sort_by([pl.col(o).filter(present) for o in order])
+            .last()
+            .alias(f"_last_ts.{key}"),
+            pl.col("_order")
+            .filter(present)
+            .sort_by([pl.col(o).filter(present) for o in order])
+            .last()
+            .alias(f"_last_order.{key}"),
+        ]
+    frame = rows.group_by(group).agg(aggs)
+    strategy = "pre-aggregated" + (f" (with UNIQUE keys {', '.join(unique_keys)})" if unique_keys else "")
+    return MeterPlan(frame, tuple(measures), strategy, *choose_engine(files, engine))
 
 
 def _group_json(group: Sequence[str]) -> pl.Expr:
@@ -293,65 +388,28 @@ def _group_json(group: Sequence[str]) -> pl.Expr:
     return pl.struct([col(g).alias(g) for g in group]).struct.json_encode()
 
 
-def _pre_aggregated(rated: pl.LazyFrame, measures: Sequence[Measure], keys: list[str]) -> list[pl.LazyFrame]:
-    """Group once by everything any metric filters or groups on; each metric re-aggregates."""
-    dims = sorted(
-        {f.name for m in measures for f in m.metric.property_filters} | {g for m in measures for g in m.group}
-    )
-    value_keys = sorted(
-        {m.metric.aggregation_key for m in measures if m.metric.aggregation_key and needs_number(m.metric)}
-    )
-    aggs = [pl.len().alias("_n")]
-    for key in value_keys:
-        aggs += [
-            num(key).sum().alias(f"_sum.{key}"),
-            num(key).max().alias(f"_max.{key}"),
-            num(key).min().alias(f"_min.{key}"),
-        ]
-    pre = rated.group_by([*keys, "event_type", *(PREFIX + d for d in dims)]).agg(aggs).cache()
-    parts = []
-    for m in measures:
-        metric = m.metric
-        kind = metric.aggregation_type
-        if kind is ir.AggregationType.COUNT:
-            quantity = pl.col("_n").sum().cast(QUANTITY)
-        else:
-            name = {
-                ir.AggregationType.SUM: "_sum",
-                ir.AggregationType.MAX: "_max",
-                ir.AggregationType.MIN: "_min",
-            }[kind]
-            column = pl.col(f"{name}.{metric.aggregation_key}")
-            quantity = {
-                ir.AggregationType.SUM: column.sum(),
-                ir.AggregationType.MAX: column.max(),
-                ir.AggregationType.MIN: column.min(),
-            }[kind]
-        parts.append(
-            pre.filter(lower_filter(metric))
-            .group_by([*keys, *(PREFIX + g for g in m.group)])
-            .agg(quantity.alias("quantity"))
-            .filter(pl.col("quantity").is_not_null())
-            .select(
-                *keys,
-                pl.lit(metric.id).alias("metric_id"),
-                _group_json(m.group).alias("group_values"),
-                "quantity",
-            )
-        )
-    return parts
-
-
-def _from_rows(rated: pl.LazyFrame, m: Measure, keys: list[str]) -> pl.LazyFrame:
-    """UNIQUE and LATEST, which do not decompose, from the rated rows."""
+def _measure(pre: pl.DataFrame, m: Measure) -> pl.DataFrame:
+    """One metric from the pre-aggregated table: filter its groups, then re-aggregate."""
     metric = m.metric
     key = metric.aggregation_key or ""
-    if metric.aggregation_type is ir.AggregationType.UNIQUE:
+    kind = metric.aggregation_type
+    if kind is ir.AggregationType.COUNT:
+        quantity = pl.col("_n").sum().cast(QUANTITY)
+    elif kind is ir.AggregationType.SUM:
+        quantity = pl.col(f"_sum.{key}").sum()
+    elif kind is ir.AggregationType.MAX:
+        quantity = pl.col(f"_max.{key}").max()
+    elif kind is ir.AggregationType.MIN:
+        quantity = pl.col(f"_min.{key}").min()
+    elif kind is ir.AggregationType.UNIQUE:
         quantity = col(key).drop_nulls().n_unique().cast(QUANTITY)
-    else:  # LATEST: the value of the latest event, ties to the later row in input order
-        quantity = num(key).sort_by(["timestamp", "_file", "_row"]).drop_nulls().last()
+    else:  # LATEST: the group holding the latest event; ties go to the later row
+        order = [pl.col(f"_last_ts.{key}"), pl.col(f"_last_order.{key}")]
+        quantity = pl.col(f"_last.{key}").sort_by(order).drop_nulls().last()
+    keys = list(_KEYS)
     return (
-        rated.filter(lower_filter(metric))
+        pre.lazy()
+        .filter(lower_filter(metric))
         .group_by([*keys, *(PREFIX + g for g in m.group)])
         .agg(quantity.alias("quantity"))
         .filter(pl.col("quantity").is_not_null())
@@ -361,6 +419,7 @@ def _from_rows(rated: pl.LazyFrame, m: Measure, keys: list[str]) -> pl.LazyFrame
             _group_json(m.group).alias("group_values"),
             "quantity",
         )
+        .collect()
     )
 
 
@@ -378,40 +437,39 @@ USAGE_COLUMNS = [
 
 
 def run_meter(plan: MeterPlan, files: Sequence[EventFile]) -> tuple[pl.DataFrame, Ledger]:
-    """Collect the plan (streaming engine): the usage table and the ledger."""
-    result = plan.frame.collect(engine="streaming")
+    """Collect the plan, then derive the usage table and the ledger from the (small)
+    pre-aggregated table."""
+    pre = plan.frame.collect(engine="streaming" if plan.engine == "streaming" else "in-memory")
+    rated = pre.filter(pl.col("_bucket") == "rated")
+    parts = [_measure(rated, m) for m in plan.measures]
+    schema = {c: (QUANTITY if c == "quantity" else rated.schema.get(c, pl.String)) for c in USAGE_COLUMNS}
     usage = (
-        result.filter(pl.col("metric_id").is_not_null())
-        .select(USAGE_COLUMNS)
-        .sort(["customer_id", "contract_id", "metric_id", "group_values", "window_start"])
-    )
-    counts = dict(
-        result.filter(
-            pl.col("bucket").str.starts_with("_")
-            & (pl.col("bucket") != "_example")
-            & (pl.col("bucket") != "_invalid")
-        )
-        .select("bucket", "count")
-        .iter_rows()
-    )
-    counts["rated"] = int(result.filter(pl.col("bucket") == "rated")["count"].sum())
-    invalid_total = int(result.filter(pl.col("bucket") == "_invalid")["count"].sum())
-    buckets = {
-        "rated": counts["rated"],
-        "duplicate": counts["_valid"] - counts["_unique"],
-        "unknown_customer": counts["_unique"] - counts["_known"],
-        "outside_run": counts["_known"] - counts["_in_run"],
-        "no_contract": counts["_in_run"] - counts["_in_contract"],
-        "unmatched": counts["_good"] - counts["rated"],
-        "invalid": invalid_total,
-    }
+        pl.concat(parts, how="vertical_relaxed").select(USAGE_COLUMNS)
+        if parts
+        else pl.DataFrame(schema=schema)
+    ).sort(["customer_id", "contract_id", "metric_id", "group_values", "window_start"])
+    counts = dict(pre.group_by("_bucket").agg(pl.col("_n").sum()).iter_rows())
+    buckets = {b: int(counts.get(b, 0)) for b in BUCKETS}
+    # Rows are numbered from 1 in each file, so a file's last row number is its row count.
+    rows = int(pre.group_by("_file").agg(pl.col("_last_row").max()).get_column("_last_row").sum())
+    if rows != sum(buckets.values()):
+        raise AssertionError(f"ledger does not add up: {rows} rows, buckets {buckets}")
     names = {f.index: f.path.as_posix() for f in files}
-    examples = result.filter(pl.col("bucket") == "_example").sort("_file", "_row")
-    invalid = tuple(
-        InvalidRow(str(reason), names[int(file_index)], int(row))
-        for reason, file_index, row in examples.select("_reason", "_file", "_row").iter_rows()
+    examples = (
+        pre.filter(pl.col("_bucket") == "invalid")
+        .select("_reason", pl.col("_examples"))
+        .explode("_examples")
+        .drop_nulls("_examples")
+        .sort("_examples")
+        .group_by("_reason", maintain_order=True)
+        .head(INVALID_EXAMPLES)
+        .sort("_examples")
     )
-    return usage, Ledger(counts["_rows"], {b: buckets[b] for b in BUCKETS}, invalid)
+    invalid = tuple(
+        InvalidRow(str(reason), names[int(order) >> 32], int(order) & 0xFFFFFFFF)
+        for reason, order in examples.iter_rows()
+    )
+    return usage, Ledger(rows, buckets, invalid)
 
 
 def quantities(usage: pl.DataFrame) -> list[tuple[str, str, str, dict[str, str], Decimal]]:

@@ -70,13 +70,15 @@ class Plan:
         end: datetime,
         window: str = "PERIOD",
         group_by: Sequence[str] | None = None,
+        engine: str = "auto",
     ) -> MeterPlan:
-        return compile_meter(self.project, expand(events), self.measures(group_by), start, end, window)
+        files = expand(events)
+        return compile_meter(self.project, files, self.measures(group_by), start, end, window, engine)
 
     def explain(self, events: Iterable[str], start: datetime, end: datetime) -> str:
         """Each metric's compiled predicate and value, the strategy, and the Polars plan."""
         plan = self.compile_usage(events, start, end)
-        lines = [f"strategy: {plan.strategy}", ""]
+        lines = [f"strategy: {plan.strategy}", f"engine: {plan.engine} ({plan.engine_reason})", ""]
         for measure in plan.measures:
             metric = measure.metric
             key = metric.aggregation_key
@@ -96,10 +98,11 @@ class Plan:
         end: datetime,
         window: str = "PERIOD",
         group_by: Sequence[str] | None = None,
+        engine: str = "auto",
     ) -> UsageResult:
         """Metered usage of every metric in [start, end) and the ledger of every input row."""
         files = expand(events)
-        plan = compile_meter(self.project, files, self.measures(group_by), start, end, window)
+        plan = compile_meter(self.project, files, self.measures(group_by), start, end, window, engine)
         usage, ledger = run_meter(plan, files)
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
 
