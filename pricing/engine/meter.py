@@ -196,6 +196,7 @@ class MeterPlan:
     ledger bucket, from which every metric and the ledger are derived."""
 
     frame: pl.LazyFrame
+    files: tuple[EventFile, ...]
     measures: tuple[Measure, ...]
     strategy: str
     engine: str  # "in-memory" or "streaming"
@@ -379,7 +380,7 @@ def compile_meter(
         ]
     frame = rows.group_by(group).agg(aggs)
     strategy = "pre-aggregated" + (f" (with UNIQUE keys {', '.join(unique_keys)})" if unique_keys else "")
-    return MeterPlan(frame, tuple(measures), strategy, *choose_engine(files, engine))
+    return MeterPlan(frame, tuple(files), tuple(measures), strategy, *choose_engine(files, engine))
 
 
 def _group_json(group: Sequence[str]) -> pl.Expr:
@@ -436,7 +437,7 @@ USAGE_COLUMNS = [
 ]
 
 
-def run_meter(plan: MeterPlan, files: Sequence[EventFile]) -> tuple[pl.DataFrame, Ledger]:
+def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     """Collect the plan, then derive the usage table and the ledger from the (small)
     pre-aggregated table."""
     pre = plan.frame.collect(engine="streaming" if plan.engine == "streaming" else "in-memory")
@@ -454,7 +455,7 @@ def run_meter(plan: MeterPlan, files: Sequence[EventFile]) -> tuple[pl.DataFrame
     rows = int(pre.group_by("_file").agg(pl.col("_last_row").max()).get_column("_last_row").sum())
     if rows != sum(buckets.values()):
         raise AssertionError(f"ledger does not add up: {rows} rows, buckets {buckets}")
-    names = {f.index: f.path.as_posix() for f in files}
+    names = {f.index: f.path.as_posix() for f in plan.files}
     examples = (
         pre.filter(pl.col("_bucket") == "invalid")
         .select("_reason", pl.col("_examples"))

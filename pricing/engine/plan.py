@@ -14,6 +14,7 @@ from pricing.engine.meter import (
     Ledger,
     Measure,
     MeterPlan,
+    col,
     compile_meter,
     lower_filter,
     needs_number,
@@ -82,7 +83,7 @@ class Plan:
         for measure in plan.measures:
             metric = measure.metric
             key = metric.aggregation_key
-            value = number(key) if key and needs_number(metric) else pl.col(f"p.{key}") if key else pl.len()
+            value = number(key) if key and needs_number(metric) else col(key) if key else pl.len()
             grouping = ", ".join(measure.group)
             lines += [
                 f"metric {metric.id}: {metric.aggregation_type.value} grouped by [{grouping}]",
@@ -101,9 +102,8 @@ class Plan:
         engine: str = "auto",
     ) -> UsageResult:
         """Metered usage of every metric in [start, end) and the ledger of every input row."""
-        files = expand(events)
-        plan = compile_meter(self.project, files, self.measures(group_by), start, end, window, engine)
-        usage, ledger = run_meter(plan, files)
+        plan = self.compile_usage(events, start, end, window, group_by, engine)
+        usage, ledger = run_meter(plan)
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
 
 
