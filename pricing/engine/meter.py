@@ -153,14 +153,14 @@ def days_frame(project: Project, start: datetime, end: datetime) -> pl.LazyFrame
     timezone = ZoneInfo(project.manifest.timezone)
     first_day = datetime.combine(start.date(), time(), UTC)
     days = [first_day + i * DAY for i in range((end - first_day + DAY - timedelta.resolution) // DAY)]
+    periods_of: dict[str, list[tuple[datetime, datetime, str]]] = {}
+    for contract in project.contracts.values():
+        periods_of.setdefault(contract.customer.id, []).extend(
+            (lo, hi, contract.id) for lo, hi in statement_periods(contract, timezone, start, end)
+        )
     rows = []
     for customer in project.customers.values():
-        periods = sorted(
-            (lo, hi, c.id)
-            for c in project.contracts.values()
-            if c.customer.id == customer.id
-            for lo, hi in statement_periods(c, timezone, start, end)
-        )
+        periods = sorted(periods_of.get(customer.id, ()))
         intervals: list[tuple[datetime, datetime, str | None]] = []
         cursor = first_day
         for lo, hi, contract in periods:
