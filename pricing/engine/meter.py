@@ -154,9 +154,9 @@ def days_frame(project: Project, start: datetime, end: datetime) -> pl.LazyFrame
     first_day = datetime.combine(start.date(), time(), UTC)
     days = [first_day + i * DAY for i in range((end - first_day + DAY - timedelta.resolution) // DAY)]
     periods_of: dict[str, list[tuple[datetime, datetime, str]]] = {}
-    for contract in project.contracts.values():
-        periods_of.setdefault(contract.customer.id, []).extend(
-            (lo, hi, contract.id) for lo, hi in statement_periods(contract, timezone, start, end)
+    for c in project.contracts.values():
+        periods_of.setdefault(c.customer.id, []).extend(
+            (lo, hi, c.id) for lo, hi in statement_periods(c, timezone, start, end)
         )
     rows = []
     for customer in project.customers.values():
