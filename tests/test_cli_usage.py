@@ -98,4 +98,4 @@ def test_explain_names_the_strategy_and_predicates() -> None:
     assert out.startswith("strategy: pre-aggregated\nengine: in-memory (inputs are 0 MiB, at most 1 GiB)\n")
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out
-    assert out.count("NDJson SCAN") == 1
+    assert out.count("Lines SCAN") == 1

@@ -83,7 +83,7 @@ def test_one_scan_per_file() -> None:
         [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")], *MARCH
     )
     explained = plan.frame.explain()
-    assert explained.count("NDJson SCAN") == 1
+    assert explained.count("Lines SCAN") == 1  # NDJSON is read line by line
     assert explained.count("Csv SCAN") == 1
 
 
@@ -148,3 +148,25 @@ def test_project_timezone_and_dst(tmp_path: Path) -> None:
     ]
     assert {r["period_start"] for r in result.rows()} == {"2026-02-28T23:00:00Z"}
     assert result.ledger.buckets["outside_run"] == 2
+
+
+def test_broken_lines_are_invalid_rows_not_a_failed_run(tmp_path: Path) -> None:
+    call = '"customer_id": "acme", "event_type": "call", "timestamp": "2026-03-0{}T00:00:00Z"}}'
+    lines = [
+        '{"transaction_id": "1", ' + call.format(2),
+        '{"transaction_id": "2", "customer_id": "acme", "event_type": ',  # cut off
+        "not json at all",
+        "",
+        "[1, 2, 3]",
+        '{"transaction_id": 7, ' + call.format(3),
+    ]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "events.jsonl")], *MARCH)
+    assert result.ledger.rows == 6
+    assert result.ledger.buckets["rated"] == 2  # a numeric transaction id is read as its text
+    assert [(r.reason, r.row) for r in result.ledger.invalid] == [
+        ("malformed JSON", 2),
+        ("malformed JSON", 3),
+        ("blank line", 4),
+        ("not a JSON object", 5),
+    ]

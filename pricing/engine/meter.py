@@ -266,7 +266,9 @@ def compile_meter(
     dims = sorted(set(dims) | set(unique_keys))
 
     structural = (
-        pl.when(pl.col("transaction_id").is_null())
+        pl.when(pl.col("_malformed").is_not_null())
+        .then(pl.col("_malformed"))
+        .when(pl.col("transaction_id").is_null())
         .then(pl.lit("missing transaction_id"))
         .when(pl.col("customer_id").is_null())
         .then(pl.lit("missing customer_id"))

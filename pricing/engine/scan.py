@@ -9,6 +9,7 @@ whose timestamp does not parse keeps a null `timestamp` and is counted invalid b
 from __future__ import annotations
 
 import glob
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,20 +82,33 @@ def _timestamp(column: pl.Expr, dtype: DType) -> pl.Expr:
     return pl.lit(None, dtype=UTC_TIME)
 
 
+def _json_path(*names: str) -> str:
+    """A JSONPath selecting a nested member by exact name (any characters)."""
+    return "$" + "".join("[" + json.dumps(name) + "]" for name in names)
+
+
 def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
     columns: dict[str, pl.Expr]
     types: dict[str, DType]
     props: dict[str, pl.Expr] = {}
     prop_types: dict[str, DType] = {}
+    malformed: pl.Expr = pl.lit(None, dtype=pl.String)
     if file.format == "ndjson":
-        struct = pl.Struct(dict.fromkeys(properties, pl.String))
-        schema: dict[str, pl.DataType] = {name: pl.String() for name in FIELDS}
-        if properties:
-            schema["properties"] = struct
-        frame = pl.scan_ndjson(file.path, schema=schema, ignore_errors=True)
-        columns = {f: pl.col(f) for f in FIELDS}
+        # Line by line, so that a broken line is an invalid row with its reason, not a failed run.
+        frame = pl.scan_lines(file.path)
+        line = pl.col("line")
+        whole = line.str.json_path_match("$")
+        malformed = (
+            pl.when(line.str.strip_chars() == "")
+            .then(pl.lit("blank line"))
+            .when(whole.is_null())
+            .then(pl.lit("malformed JSON"))
+            .when(~whole.str.starts_with("{"))
+            .then(pl.lit("not a JSON object"))
+        )
+        columns = {f: line.str.json_path_match(_json_path(f)) for f in FIELDS}
         types = dict.fromkeys(FIELDS, pl.String())
-        props = {name: pl.col("properties").struct.field(name) for name in properties}
+        props = {name: line.str.json_path_match(_json_path("properties", name)) for name in properties}
         prop_types = dict.fromkeys(properties, pl.String())
     else:
         if file.format == "csv":
@@ -123,6 +137,7 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         *(columns[f].cast(pl.String).alias(f) for f in ("transaction_id", "customer_id", "event_type")),
         _timestamp(columns["timestamp"], types["timestamp"]).alias("timestamp"),
         (columns["timestamp"].is_null()).alias("_no_timestamp"),
+        malformed.alias("_malformed"),
         *(_number_text(props[n], prop_types[n]).alias(PREFIX + n) for n in properties),
     ]
     return frame.with_row_index("_row", offset=1).select(selected)
