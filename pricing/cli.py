@@ -24,7 +24,7 @@ from pricing.diagnostics import PricingError
 from pricing.engine.meter import ENGINES, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
-from pricing.engine.scan import EventInputError
+from pricing.engine.scan import EventInputError, EventReadError
 from pricing.files import write_atomic, write_text_atomic
 from pricing.report import FORMATS, FORMATTERS, format_text
 
@@ -98,11 +98,14 @@ def _progress(message: str) -> Iterator[None]:
 
 
 def _guard(action: Callable[[], T]) -> T:
-    """Bad event arguments are usage errors (exit 2), not tracebacks."""
+    """Bad event arguments are usage errors (exit 2), unreadable event files errors (exit 1);
+    neither is a traceback."""
     try:
         return action()
     except EventInputError as exc:
         raise click.UsageError(str(exc)) from exc
+    except EventReadError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _ledger_table(ledger: Ledger) -> Table:

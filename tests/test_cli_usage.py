@@ -99,3 +99,29 @@ def test_explain_names_the_strategy_and_predicates() -> None:
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out
     assert out.count("Lines SCAN") == 1
+
+
+def test_unreadable_event_files_fail_the_run_with_a_message(tmp_path: Path) -> None:
+    (tmp_path / "corrupt.parquet").write_bytes(b"\xff\xfe not parquet")
+    code, _, err = run("usage", str(CASES / "meter"), "--events", str(tmp_path / "corrupt.parquet"), *MARCH)
+    assert code == 1
+    assert err.startswith(f"Error: could not read {(tmp_path / 'corrupt.parquet').as_posix()}: parquet: ")
+    (tmp_path / "quote.csv").write_text(
+        'transaction_id,customer_id,event_type,timestamp\n"1,acme,x,2026-03-02\n'
+    )
+    code, _, err = run("usage", str(CASES / "meter"), "--events", str(tmp_path / "quote.csv"), *MARCH)
+    assert code == 1
+    assert err.startswith(f"Error: could not read the events ({(tmp_path / 'quote.csv').as_posix()}): ")
+
+
+def test_invalid_utf8_in_csv_is_still_accounted_for(tmp_path: Path) -> None:
+    header = b"transaction_id,customer_id,event_type,timestamp\n"
+    (tmp_path / "latin.csv").write_bytes(
+        header + b"1,acme,call,2026-03-02T00:00:00Z\n2,m\xfcller,call,2026-03-02T00:00:00Z\n"
+    )
+    code, _, err = run(
+        "usage", str(CASES / "meter"), "--events", str(tmp_path / "latin.csv"), *MARCH, "--format", "csv"
+    )
+    assert code == 0
+    assert "event ledger: 2 rows" in err
+    assert "unknown_customer │    1" in err.replace("  ", " ").replace("  ", " ") or "unknown_customer" in err

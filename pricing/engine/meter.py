@@ -34,7 +34,7 @@ import polars as pl
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.periods import statement_periods
-from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, scan_events
+from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events
 from pricing.money import plain
 
 SCALE = 18  # decimal places kept for event quantities: exact for every value written with fewer
@@ -442,7 +442,12 @@ USAGE_COLUMNS = [
 def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     """Collect the plan, then derive the usage table and the ledger from the (small)
     pre-aggregated table."""
-    pre = plan.frame.collect(engine="streaming" if plan.engine == "streaming" else "in-memory")
+    try:
+        pre = plan.frame.collect(engine="streaming" if plan.engine == "streaming" else "in-memory")
+    except pl.exceptions.ComputeError as exc:
+        paths = ", ".join(f.path.as_posix() for f in plan.files)
+        reason = str(exc).strip().splitlines()[0]
+        raise EventReadError(f"could not read the events ({paths}): {reason}") from exc
     rated = pre.filter(pl.col("_bucket") == "rated")
     parts = [_measure(rated, m) for m in plan.measures]
     schema = {c: (QUANTITY if c == "quantity" else rated.schema.get(c, pl.String)) for c in USAGE_COLUMNS}

@@ -28,6 +28,11 @@ class EventInputError(Exception):
     """An events argument that names no readable event file."""
 
 
+class EventReadError(Exception):
+    """Event files that exist but cannot be read (a corrupt Parquet file, broken CSV quoting):
+    the run stops rather than account for part of them."""
+
+
 @dataclass(frozen=True, slots=True)
 class EventFile:
     index: int  # position in input order: files as given, globs and folders sorted
@@ -112,10 +117,16 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         prop_types = dict.fromkeys(properties, pl.String())
     else:
         if file.format == "csv":
-            frame = pl.scan_csv(file.path, infer_schema=False)
+            # Invalid UTF-8 becomes U+FFFD, so the row still reaches the ledger (as an unknown
+            # customer, say) instead of failing the run.
+            frame = pl.scan_csv(file.path, infer_schema=False, encoding="utf8-lossy")
         else:
             frame = pl.scan_parquet(file.path)
-        available = frame.collect_schema()
+        try:
+            available = frame.collect_schema()
+        except pl.exceptions.ComputeError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise EventReadError(f"could not read {file.path.as_posix()}: {reason}") from exc
         columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
         types = {f: available.get(f, pl.String()) for f in FIELDS}
         struct_type = available.get("properties")
