@@ -42,12 +42,6 @@ QUANTITY = pl.Decimal(38, SCALE)
 BUCKETS = ("rated", "duplicate", "unknown_customer", "no_contract", "unmatched", "outside_run", "invalid")
 INVALID_EXAMPLES = 5  # rows shown per invalid reason
 WINDOWS = {"HOUR": "1h", "DAY": "1d", "PERIOD": None}
-_DECOMPOSABLE = (
-    ir.AggregationType.COUNT,
-    ir.AggregationType.SUM,
-    ir.AggregationType.MAX,
-    ir.AggregationType.MIN,
-)
 
 
 @dataclass(frozen=True, slots=True)
