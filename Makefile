@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/pricing check specs/
+	$(BIN)/pricing usage specs/ --events examples/nimbus/events-2026-03.jsonl --start 2026-03-01 --end 2026-04-01
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
