@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -69,14 +69,19 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
+def _fail(exc: PricingError, spec: Path) -> NoReturn:
+    """Located diagnostics on stderr, as `pricing check` prints them, and exit 1."""
+    shown_root = spec.as_posix().rstrip("/")
+    click.echo(format_text(exc.diagnostics, spec, shown_root, 50), err=True, nl=False)
+    raise SystemExit(1) from exc
+
+
 def _load(spec: Path) -> Project:
-    """The project, or the check's text output on stderr and exit 1."""
+    """The project, or its diagnostics and exit 1."""
     try:
         return api.load(spec)
     except PricingError as exc:
-        shown_root = spec.as_posix().rstrip("/")
-        click.echo(format_text(exc.diagnostics, spec, shown_root, 50), err=True, nl=False)
-        raise SystemExit(1) from exc
+        _fail(exc, spec)
 
 
 def _instant(value: str, project: Project, option: str) -> datetime:
@@ -97,7 +102,7 @@ def _progress(message: str) -> Iterator[None]:
         yield
 
 
-def _guard(action: Callable[[], T]) -> T:
+def _guard(action: Callable[[], T], spec: Path) -> T:
     """Bad event arguments are usage errors (exit 2), unreadable event files errors (exit 1);
     neither is a traceback."""
     try:
@@ -106,6 +111,8 @@ def _guard(action: Callable[[], T]) -> T:
         raise click.UsageError(str(exc)) from exc
     except EventReadError as exc:
         raise click.ClickException(str(exc)) from exc
+    except PricingError as exc:
+        _fail(exc, spec)
 
 
 def _ledger_table(ledger: Ledger) -> Table:
@@ -222,7 +229,7 @@ def usage(
     lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
     with _progress("metering events…"):
-        result = _guard(lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine))
+        result = _guard(lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine), spec)
     _write_usage(result, fmt, out)
     if report is not None:
         write_text_atomic(report, json.dumps(result.report(), indent=2) + "\n")
@@ -238,4 +245,4 @@ def explain(spec: Path, events: tuple[str, ...], start: str, end: str) -> None:
     """The compiled metering plan: each metric's predicate and value, the strategy, the Polars plan."""
     project = _load(spec)
     lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
-    click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi)))
+    click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi), spec))

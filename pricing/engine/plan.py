@@ -10,6 +10,7 @@ from decimal import Decimal
 import polars as pl
 
 from pricing.compiler.link import Project
+from pricing.diagnostics import PricingError, error
 from pricing.engine.meter import (
     Ledger,
     Measure,
@@ -73,6 +74,7 @@ class Plan:
         group_by: Sequence[str] | None = None,
         engine: str = "auto",
     ) -> MeterPlan:
+        refuse_expressions(self.project)
         files = expand(events)
         return compile_meter(self.project, files, self.measures(group_by), start, end, window, engine)
 
@@ -105,6 +107,24 @@ class Plan:
         plan = self.compile_usage(events, start, end, window, group_by, engine)
         usage, ledger = run_meter(plan)
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
+
+
+def refuse_expressions(project: Project) -> None:
+    """Metric expressions (`filter:`, `value:`) are not compiled yet: metering a metric without
+    its expression would be silently wrong, so a run that needs one stops with a located error."""
+    diagnostics = [
+        error(
+            "E901",
+            f"metric '{metric.id}' uses {field}:, which metering cannot evaluate yet; "
+            "express it with property_filters and aggregation_key, or remove the metric",
+            expression.span,
+        )
+        for metric in project.metrics.values()
+        for field, expression in (("filter", metric.filter), ("value", metric.value))
+        if expression is not None
+    ]
+    if diagnostics:
+        raise PricingError(diagnostics)
 
 
 def compile(project: Project) -> Plan:
