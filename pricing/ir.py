@@ -16,6 +16,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from pricing.diagnostics import Span
+from pricing.expr.ast import Node
 
 NO_SPANS: Mapping[str, Span] = MappingProxyType({})
 
@@ -159,9 +160,10 @@ class PropertyFilter(Located):
 
 @dataclass(frozen=True, slots=True)
 class Expression(Located):
-    """The source text of an expression (§8); the expression compiler parses it."""
+    """An expression (§8): its source text and its AST."""
 
     text: str
+    ast: Node
 
 
 @dataclass(frozen=True, slots=True)

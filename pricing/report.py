@@ -44,6 +44,7 @@ CODES = {
     "E511": "composite product includes itself",
     "E512": "pricing_group_values key not in pricing_group_key",
     "E513": "commit, credit or scheduled charge not on a fixed product",
+    "E601": "syntax error in an expression",
     "E901": "a metric expression metering cannot evaluate yet",
     "W501": "entitled usage product without a rate for part of a contract",
     "W502": "metric used by no product",

@@ -22,6 +22,7 @@ from babel.numbers import list_currencies
 from pricing import ir
 from pricing.compiler.source import Document, JsonPath
 from pricing.diagnostics import Diagnostic, Span, did_you_mean, error
+from pricing.expr.parser import ExpressionSyntaxError, parse
 from pricing.ir import Kind
 
 DEFAULT_CURRENCY = "USD"
@@ -103,6 +104,18 @@ def parse_instant(value: str, timezone: ZoneInfo) -> datetime:
     if instant.tzinfo is None:
         raise ValueError("a timestamp needs an offset such as Z or +01:00")
     return instant.astimezone(UTC)
+
+
+def locate_in_scalar(lines: tuple[str, ...], span: Span, text: str, line: int, column: int) -> Span:
+    """The file position of (line, column) of a scalar's text, whatever its YAML style (plain,
+    quoted, block): the scalar's line is found in the file within the scalar's span."""
+    wanted = text.splitlines()[line - 1] if text.splitlines() else ""
+    for number in range(span.line, min(span.end_line, len(lines)) + 1):
+        source = lines[number - 1]
+        start = source.find(wanted, span.column - 1 if number == span.line else 0) if wanted else -1
+        if start >= 0:
+            return Span(span.file, number, start + column, number, start + column + 1)
+    return span
 
 
 def filter_text(value: str | int | Decimal) -> str:
@@ -233,7 +246,15 @@ def _metric(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: st
 
     def expression(key: str) -> ir.Expression | None:
         text = data.get(key)
-        return None if text is None else ir.Expression(span=ctx.span((*path, key)), text=text)
+        if text is None:
+            return None
+        span = ctx.span((*path, key))
+        try:
+            return ir.Expression(span=span, text=text, ast=parse(text))
+        except ExpressionSyntaxError as exc:
+            where = locate_in_scalar(ctx.document.lines, span, text, exc.line, exc.column)
+            ctx.fail("E601", f"syntax error in {key}: {exc.message}", where)
+            return None
 
     return ir.Metric(
         **_header(ctx, oid, data, path),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ class Document:
     file: str  # path relative to the project root, with forward slashes
     data: dict[str, Any]
     source_map: SourceMap
+    lines: tuple[str, ...] = field(default=(), repr=False)  # the text, to locate inside scalars
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,7 @@ def parse_yaml(file: str, text: str) -> tuple[Document, list[Diagnostic]]:
         message = "a spec file must be a mapping of section names (metrics, products, …) to objects"
         return empty, [*converter.diagnostics, error("E105", message, span)]
     source_map = SourceMap(file, converter.values, converter.keys)
-    return Document(file, data, source_map), converter.diagnostics
+    return Document(file, data, source_map, tuple(text.splitlines())), converter.diagnostics
 
 
 def _compose_all(text: str) -> Iterator[Node]:
