@@ -21,7 +21,7 @@ from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
-from pricing.engine.meter import ENGINES, WINDOWS, Ledger
+from pricing.engine.meter import ENGINES, USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError
@@ -155,9 +155,7 @@ def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
         text = json.dumps({"usage": rows, **result.report()}, indent=2) + "\n"
     else:
         buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, fieldnames=list(rows[0]) if rows else ["quantity"], lineterminator="\n"
-        )
+        writer = csv.DictWriter(buffer, fieldnames=USAGE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         text = buffer.getvalue()

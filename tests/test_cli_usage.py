@@ -141,3 +141,13 @@ def test_metric_expressions_are_refused_not_ignored(tmp_path: Path) -> None:
         "which metering cannot evaluate yet;"
     )
     assert ' 4 |     filter: region == "us"\n' in err
+
+
+def test_empty_usage_csv_still_has_the_header() -> None:
+    args = ["--events", EVENTS, "--start", "2025-01-01", "--end", "2025-02-01", "--format", "csv"]
+    code, out, _ = run("usage", SPECS, *args)
+    assert code == 0
+    assert out == (
+        "customer_id,contract_id,metric_id,group_values,period_start,period_end,"
+        "window_start,window_end,quantity\n"
+    )
