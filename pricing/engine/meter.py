@@ -7,9 +7,10 @@ streaming engine keeps memory bounded:
 2. validate    a missing required field or an unparseable timestamp       → invalid
 3. dedup       the first valid row of each `transaction_id` in input order → else duplicate
 4. resolve     a join of ids and aliases to customers           → else unknown_customer
-               the run window                                   → else outside_run
-               a join on (customer, UTC day) against the intervals that partition each day of the
-               run into statement periods and gaps; the event lies in exactly one → no_contract
+               a join on (customer, UTC day) against the intervals of the run's calendar that
+               partition each day into parts of statement periods and gaps; the event lies in
+               exactly one: an uncounted one, or a gap outside the run  → outside_run
+               a gap inside the run                                     → no_contract
 5. numbers     a matched metric's aggregation key that is not a number    → invalid (for the run)
 6. metrics     rows matching no metric                                     → unmatched; else rated
 7. group       one group_by over the bucket, the invalid reason, and — for rated rows — the
@@ -27,13 +28,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from pricing import ir
 from pricing.compiler.link import Project
-from pricing.engine.periods import statement_periods
+from pricing.engine.calendar import Calendar, Interval
 from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events
 from pricing.money import plain
 
@@ -139,44 +139,54 @@ def customers_frame(project: Project) -> pl.LazyFrame:
     return pl.LazyFrame(rows, schema={"_key": pl.String, "_customer": pl.String}, orient="row")
 
 
-def days_frame(project: Project, start: datetime, end: datetime) -> pl.LazyFrame:
-    """For every customer and every UTC day of the run, the intervals that partition that day:
-    statement periods of its contracts, and gaps with no contract. An event joined on its customer
-    and day matches one or two intervals (two where a period ends inside the day), and lies in
-    exactly one of them."""
-    timezone = ZoneInfo(project.manifest.timezone)
-    first_day = datetime.combine(start.date(), time(), UTC)
-    days = [first_day + i * DAY for i in range((end - first_day + DAY - timedelta.resolution) // DAY)]
-    periods_of: dict[str, list[tuple[datetime, datetime, str]]] = {}
-    for c in project.contracts.values():
-        periods_of.setdefault(c.customer.id, []).extend(
-            (lo, hi, c.id) for lo, hi in statement_periods(c, timezone, start, end)
-        )
+def days_frame(project: Project, calendar: Calendar) -> pl.LazyFrame:
+    """For every customer and every UTC day of the calendar, the intervals that partition that
+    day: the calendar's intervals, and gaps with no contract. An event joined on its customer and
+    day matches one or more intervals, and lies in exactly one of them."""
+    first_day = datetime.combine(calendar.first.date(), time(), UTC)
+    days = [
+        first_day + i * DAY for i in range((calendar.last - first_day + DAY - timedelta.resolution) // DAY)
+    ]
+    intervals_of: dict[str, list[Interval]] = {}
+    for interval in calendar.intervals:
+        intervals_of.setdefault(interval.customer, []).append(interval)
     rows = []
     for customer in project.customers.values():
-        periods = sorted(periods_of.get(customer.id, ()))
-        intervals: list[tuple[datetime, datetime, str | None]] = []
+        cover: list[tuple[datetime, datetime, Interval | None]] = []
         cursor = first_day
-        for lo, hi, contract in periods:
-            if lo > cursor:
-                intervals.append((cursor, lo, None))
-            intervals.append((lo, hi, contract))
-            cursor = max(cursor, hi)
+        for interval in sorted(intervals_of.get(customer.id, ()), key=lambda i: i.lo):
+            if interval.lo > cursor:
+                cover.append((cursor, interval.lo, None))
+            cover.append((interval.lo, interval.hi, interval))
+            cursor = max(cursor, interval.hi)
         if cursor < days[-1] + DAY:
-            intervals.append((cursor, days[-1] + DAY, None))
+            cover.append((cursor, days[-1] + DAY, None))
         for day in days:
             day_number = (day - _EPOCH) // DAY
             rows += [
-                (customer.id, day_number, contract, lo, hi)
-                for lo, hi, contract in intervals
+                (
+                    customer.id,
+                    day_number,
+                    lo,
+                    hi,
+                    *(
+                        (None, None, None, False)
+                        if i is None
+                        else (i.contract, i.period[0], i.period[1], i.counted)
+                    ),
+                )
+                for lo, hi, i in cover
                 if lo < day + DAY and hi > day
             ]
     schema: dict[str, pl.DataType] = {
         "_customer": pl.String(),
         "_day": pl.Int64(),
+        "_lo": UTC_TIME,
+        "_hi": UTC_TIME,
         "contract_id": pl.String(),
         "period_start": UTC_TIME,
         "period_end": UTC_TIME,
+        "_counted": pl.Boolean(),
     }
     return pl.LazyFrame(rows, schema=schema, orient="row")
 
@@ -212,7 +222,12 @@ def choose_engine(files: Sequence[EventFile], engine: str) -> tuple[str, str]:
     return "in-memory", f"inputs are {size / 2**20:.0f} MiB, at most 1 GiB"
 
 
+SEGMENT = "SEGMENT"  # the calendar's intervals as windows: the parts of a period between price changes
+
+
 def _window(expr: pl.Expr, window: str, timezone: str) -> tuple[pl.Expr, pl.Expr]:
+    if window == SEGMENT:
+        return pl.col("_lo"), pl.col("_hi")
     every = WINDOWS[window]
     if every is None:
         return pl.col("period_start"), pl.col("period_end")
@@ -228,8 +243,7 @@ def compile_meter(
     project: Project,
     files: Sequence[EventFile],
     measures: Sequence[Measure],
-    start: datetime,
-    end: datetime,
+    calendar: Calendar,
     window: str = "PERIOD",
     engine: str = "auto",
 ) -> MeterPlan:
@@ -284,7 +298,8 @@ def compile_meter(
         )
         bad_number = pl.when(wrong).then(text).otherwise(bad_number)
     any_match = pl.any_horizontal(*matches.values()) if matches else pl.lit(False)
-    in_run = (pl.col("timestamp") >= start) & (pl.col("timestamp") < end)
+    in_run = (pl.col("timestamp") >= calendar.start) & (pl.col("timestamp") < calendar.end)
+    no_contract = pl.col("contract_id").is_null()
     bucket = (
         pl.when(pl.col("_reason").is_not_null())
         .then(pl.lit("invalid"))
@@ -292,9 +307,9 @@ def compile_meter(
         .then(pl.lit("duplicate"))
         .when(pl.col("_customer").is_null())
         .then(pl.lit("unknown_customer"))
-        .when(~in_run)
+        .when((no_contract & ~in_run) | ~(no_contract | pl.col("_counted")))
         .then(pl.lit("outside_run"))
-        .when(pl.col("contract_id").is_null())
+        .when(no_contract)
         .then(pl.lit("no_contract"))
         .when(pl.col("_bad_number").is_not_null())
         .then(pl.lit("invalid"))
@@ -318,10 +333,10 @@ def compile_meter(
         # 4. the customer behind an id or alias; its contract and period by customer and day
         .join(customers_frame(project), left_on="customer_id", right_on="_key", how="left")
         .with_columns(pl.col("timestamp").dt.epoch("d").cast(pl.Int64).alias("_day"))
-        .join(days_frame(project, start, end), on=["_customer", "_day"], how="left")
+        .join(days_frame(project, calendar), on=["_customer", "_day"], how="left")
         .filter(
-            pl.col("period_start").is_null()
-            | ((pl.col("timestamp") >= pl.col("period_start")) & (pl.col("timestamp") < pl.col("period_end")))
+            pl.col("_lo").is_null()
+            | ((pl.col("timestamp") >= pl.col("_lo")) & (pl.col("timestamp") < pl.col("_hi")))
         )
         .with_columns(
             num_expr.alias(NUMBER + key) for key, num_expr in ((k, number(k)) for k in numeric_keys)

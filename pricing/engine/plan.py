@@ -11,6 +11,7 @@ import polars as pl
 
 from pricing.compiler.link import Project
 from pricing.diagnostics import PricingError, error
+from pricing.engine.calendar import usage_calendar
 from pricing.engine.meter import (
     Ledger,
     Measure,
@@ -76,7 +77,8 @@ class Plan:
     ) -> MeterPlan:
         refuse_expressions(self.project)
         files = expand(events)
-        return compile_meter(self.project, files, self.measures(group_by), start, end, window, engine)
+        calendar = usage_calendar(self.project, start, end)
+        return compile_meter(self.project, files, self.measures(group_by), calendar, window, engine)
 
     def explain(self, events: Iterable[str], start: datetime, end: datetime) -> str:
         """Each metric's compiled predicate and value, the strategy, and the Polars plan."""

@@ -1,0 +1,94 @@
+"""The calendar of a run: for every customer, the time intervals its events can fall in.
+
+An interval is a part of one statement period of one contract. It is *counted* when the run
+meters it; an event in an uncounted interval belongs to another run (`outside_run`), and an event
+in no interval has no contract at its instant (`no_contract`, or `outside_run` when it is also
+outside the run's [start, end)).
+
+- `usage_calendar`: the statement periods clipped to the run — `pricing usage` measures exactly
+  [start, end).
+- `invoice_calendar`: the statement periods that *start* inside the run, whole — so consecutive
+  runs (March, April, …) invoice every period exactly once — each split at the instants where the
+  contract's prices change (rates starting or ending, overrides), so that every segment of a
+  period is measured on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from pricing import ir
+from pricing.compiler.link import Project
+from pricing.engine.periods import Period, statement_periods
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    customer: str
+    contract: str
+    lo: datetime
+    hi: datetime
+    period: Period
+    counted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    start: datetime  # the run's [start, end)
+    end: datetime
+    intervals: tuple[Interval, ...]
+
+    @property
+    def first(self) -> datetime:
+        return min([self.start, *(i.lo for i in self.intervals)])
+
+    @property
+    def last(self) -> datetime:
+        return max([self.end, *(i.hi for i in self.intervals)])
+
+    def periods(self) -> list[tuple[str, Period]]:
+        """The counted (contract, period) pairs, sorted."""
+        return sorted({(i.contract, i.period) for i in self.intervals if i.counted})
+
+
+def usage_calendar(project: Project, start: datetime, end: datetime) -> Calendar:
+    timezone = ZoneInfo(project.manifest.timezone)
+    intervals = [
+        Interval(c.customer.id, c.id, max(lo, start), min(hi, end), (lo, hi), True)
+        for c in project.contracts.values()
+        for lo, hi in statement_periods(c, timezone, start, end)
+    ]
+    return Calendar(start, end, tuple(intervals))
+
+
+def _split(lo: datetime, hi: datetime, instants: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    cuts = sorted({lo, hi, *(t for t in instants if lo < t < hi)})
+    return list(pairwise(cuts))
+
+
+def invoice_calendar(
+    project: Project,
+    start: datetime,
+    end: datetime,
+    changes: Callable[[ir.Contract], Iterable[datetime]],
+) -> Calendar:
+    """`changes(contract)`: the instants at which some price of the contract changes."""
+    timezone = ZoneInfo(project.manifest.timezone)
+    invoiced = {
+        c.id: [p for p in statement_periods(c, timezone, start, end) if start <= p[0] < end]
+        for c in project.contracts.values()
+    }
+    first = min([start, *(p[0] for ps in invoiced.values() for p in ps)])
+    last = max([end, *(p[1] for ps in invoiced.values() for p in ps)])
+    intervals: list[Interval] = []
+    for c in project.contracts.values():
+        cuts = list(changes(c))
+        for period in statement_periods(c, timezone, first, last):
+            counted = period in invoiced[c.id]
+            pieces = _split(*period, cuts) if counted else [period]
+            intervals += [Interval(c.customer.id, c.id, lo, hi, period, counted) for lo, hi in pieces]
+    return Calendar(start, end, tuple(intervals))
