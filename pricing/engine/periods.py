@@ -21,12 +21,12 @@ _MONTHS = {ir.BillingFrequency.MONTHLY: 1, ir.BillingFrequency.QUARTERLY: 3, ir.
 Period = tuple[datetime, datetime]
 
 
-def _anchor(contract: ir.Contract, timezone: ZoneInfo) -> datetime:
+def _anchor(contract: ir.Contract, frequency: ir.BillingFrequency, timezone: ZoneInfo) -> datetime:
     schedule = contract.usage_statement_schedule
     start = contract.starting_at.astimezone(timezone)
     if schedule.day is ir.ScheduleDay.CUSTOM_DATE and schedule.billing_anchor_date is not None:
         return schedule.billing_anchor_date.astimezone(timezone)
-    if schedule.day is ir.ScheduleDay.FIRST_OF_MONTH and schedule.frequency in _MONTHS:
+    if schedule.day is ir.ScheduleDay.FIRST_OF_MONTH and frequency in _MONTHS:
         return start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start
 
@@ -44,27 +44,32 @@ def _boundary(anchor: datetime, step: int, frequency: ir.BillingFrequency, timez
     return moved.replace(tzinfo=timezone).astimezone(UTC)
 
 
+def schedule_periods(
+    contract: ir.Contract, frequency: ir.BillingFrequency, timezone: ZoneInfo, start: datetime, end: datetime
+) -> Iterator[Period]:
+    """The whole periods of `frequency`, anchored as the contract's statement schedule, from the
+    one holding `start` to the one holding the instant before `end` (not clipped to anything)."""
+    anchor = _anchor(contract, frequency, timezone)
+    step = 0
+    while _boundary(anchor, step, frequency, timezone) > start:
+        step -= 1
+    while _boundary(anchor, step + 1, frequency, timezone) <= start:
+        step += 1
+    while (lo := _boundary(anchor, step, frequency, timezone)) < end:
+        yield lo, _boundary(anchor, step + 1, frequency, timezone)
+        step += 1
+
+
 def statement_periods(
     contract: ir.Contract, timezone: ZoneInfo, start: datetime, end: datetime
 ) -> Iterator[Period]:
     """The contract's statement periods that intersect [start, end), in order, clipped to the
     contract (not to [start, end): a period is reported whole)."""
-    frequency = contract.usage_statement_schedule.frequency
-    anchor = _anchor(contract, timezone)
-    # Find the boundary at or before the contract start, then walk forward.
-    step = 0
-    while _boundary(anchor, step, frequency, timezone) > contract.starting_at:
-        step -= 1
-    while _boundary(anchor, step + 1, frequency, timezone) <= contract.starting_at:
-        step += 1
     contract_end = contract.ending_before
-    while True:
-        lo = max(_boundary(anchor, step, frequency, timezone), contract.starting_at)
-        hi = _boundary(anchor, step + 1, frequency, timezone)
-        if contract_end is not None:
-            hi = min(hi, contract_end)
-        if lo >= end or (contract_end is not None and lo >= contract_end):
-            return
-        if hi > start:
-            yield lo, hi
-        step += 1
+    lo = max(start, contract.starting_at)
+    hi = end if contract_end is None else min(end, contract_end)
+    if lo >= hi:
+        return
+    frequency = contract.usage_statement_schedule.frequency
+    for p_lo, p_hi in schedule_periods(contract, frequency, timezone, lo, hi):
+        yield max(p_lo, contract.starting_at), p_hi if contract_end is None else min(p_hi, contract_end)
