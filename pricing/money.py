@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation
 
 
 def plain(value: Decimal) -> Decimal:
@@ -15,3 +15,15 @@ def plain(value: Decimal) -> Decimal:
 def text(value: Decimal) -> str:
     """A decimal as the invoice and usage outputs write it: plain, never in exponent form."""
     return format(plain(value), "f")
+
+
+# Amounts are computed with 60 significant digits: products of event quantities (38 digits) and
+# prices are exact; only a division (DIVIDE conversion, proration) can be inexact, and it is
+# carried to 60 digits before the one rounding to a whole minor unit.
+ARITHMETIC = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero])
+
+
+def round_to(value: Decimal, places: int, rounding: str) -> Decimal:
+    """`value` rounded to `places` decimals by a rounding method named as Python's decimal module
+    names it (ROUND_HALF_UP, ROUND_HALF_EVEN, ROUND_UP: away from zero, ROUND_DOWN: toward zero)."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=rounding, context=ARITHMETIC)

@@ -400,9 +400,11 @@ def _group_json(group: Sequence[str]) -> pl.Expr:
     return pl.struct([col(g).alias(g) for g in group]).struct.json_encode()
 
 
-def _measure(pre: pl.DataFrame, m: Measure) -> pl.DataFrame:
-    """One metric from the pre-aggregated table: filter its groups, then re-aggregate."""
-    metric = m.metric
+def aggregate(
+    pre: pl.LazyFrame, metric: ir.Metric, keys: Sequence[str], group: Sequence[str]
+) -> pl.LazyFrame:
+    """One metric from the pre-aggregated rows: filter its groups, then re-aggregate them by
+    `keys` and the `group` properties. Columns: keys, metric_id, group_values (JSON), quantity."""
     key = metric.aggregation_key or ""
     kind = metric.aggregation_type
     if kind is ir.AggregationType.COUNT:
@@ -418,20 +420,17 @@ def _measure(pre: pl.DataFrame, m: Measure) -> pl.DataFrame:
     else:  # LATEST: the group holding the latest event; ties go to the later row
         order = [pl.col(f"_last_ts.{key}"), pl.col(f"_last_order.{key}")]
         quantity = pl.col(f"_last.{key}").sort_by(order).drop_nulls().last()
-    keys = list(_KEYS)
     return (
-        pre.lazy()
-        .filter(lower_filter(metric))
-        .group_by([*keys, *(PREFIX + g for g in m.group)])
+        pre.filter(lower_filter(metric))
+        .group_by([*keys, *(PREFIX + g for g in group)])
         .agg(quantity.alias("quantity"))
         .filter(pl.col("quantity").is_not_null())
         .select(
             *keys,
             pl.lit(metric.id).alias("metric_id"),
-            _group_json(m.group).alias("group_values"),
+            _group_json(group).alias("group_values"),
             "quantity",
         )
-        .collect()
     )
 
 
@@ -448,23 +447,14 @@ USAGE_COLUMNS = [
 ]
 
 
-def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
-    """Collect the plan, then derive the usage table and the ledger from the (small)
-    pre-aggregated table."""
+def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
+    """Collect the plan: the pre-aggregated rows of rated events, and the ledger of every row."""
     try:
         pre = plan.frame.collect(engine="streaming" if plan.engine == "streaming" else "in-memory")
     except pl.exceptions.ComputeError as exc:
         paths = ", ".join(f.path.as_posix() for f in plan.files)
         reason = str(exc).strip().splitlines()[0]
         raise EventReadError(f"could not read the events ({paths}): {reason}") from exc
-    rated = pre.filter(pl.col("_bucket") == "rated")
-    parts = [_measure(rated, m) for m in plan.measures]
-    schema = {c: (QUANTITY if c == "quantity" else rated.schema.get(c, pl.String)) for c in USAGE_COLUMNS}
-    usage = (
-        pl.concat(parts, how="vertical_relaxed").select(USAGE_COLUMNS)
-        if parts
-        else pl.DataFrame(schema=schema)
-    ).sort(["customer_id", "contract_id", "metric_id", "group_values", "window_start"])
     counts = dict(pre.group_by("_bucket").agg(pl.col("_n").sum()).iter_rows())
     buckets = {b: int(counts.get(b, 0)) for b in BUCKETS}
     # Rows are numbered from 1 in each file, so a file's last row number is its row count.
@@ -486,7 +476,20 @@ def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         InvalidRow(str(reason), names[int(order) >> 32], int(order) & 0xFFFFFFFF)
         for reason, order in examples.iter_rows()
     )
-    return usage, Ledger(rows, buckets, invalid)
+    return pre.filter(pl.col("_bucket") == "rated"), Ledger(rows, buckets, invalid)
+
+
+def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
+    """The usage table of the plan's measures, derived from the (small) pre-aggregated table."""
+    rated, ledger = collect_meter(plan)
+    parts = [aggregate(rated.lazy(), m.metric, _KEYS, m.group).collect() for m in plan.measures]
+    schema = {c: (QUANTITY if c == "quantity" else rated.schema.get(c, pl.String)) for c in USAGE_COLUMNS}
+    usage = (
+        pl.concat(parts, how="vertical_relaxed").select(USAGE_COLUMNS)
+        if parts
+        else pl.DataFrame(schema=schema)
+    ).sort(["customer_id", "contract_id", "metric_id", "group_values", "window_start"])
+    return usage, ledger
 
 
 def quantities(usage: pl.DataFrame) -> list[tuple[str, str, str, dict[str, str], Decimal]]:

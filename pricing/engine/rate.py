@@ -1,0 +1,515 @@
+"""Rating: the priced lines of one contract's statement period.
+
+A usage product's period is cut into *segments* wherever its price can change (a rate or an
+override of it starts or ends). In each segment the product's *terms* are fixed: the rate that
+applies to a pricing group (or an OVERWRITE's price), the multiplier tiers of the one override
+that wins, and whether the product is entitled. A line is one segment × presentation group ×
+pricing group: its metered quantity is converted, then rounded, then priced.
+
+Prices are piecewise linear in the quantity used so far in the period (FLAT one piece, TIERED
+one per tier, VOLUME one piece at the price of the tier the period total reaches), and so are
+multiplier overrides (MULTIPLIER one piece, TIERED one per tier). A line covering quantities
+[used, used + q) is charged, piece by piece, the unit price times the multiplier in force — which
+is F(used + q) − F(used), so tiers continue across a rate change inside a period. PACKAGE charges
+whole packages: F(x) = ⌈x / size⌉ × price.
+
+Everything here is exact `Decimal` arithmetic on per-line results, never on events; a line's
+total is rounded to a whole minor unit once, when the line is made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from pricing import ir
+from pricing.compiler.link import Project
+from pricing.engine.periods import Period, schedule_periods
+from pricing.money import ARITHMETIC, round_to
+
+Values = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+Multipliers = tuple[tuple[Decimal | None, Decimal], ...]  # (size, multiplier) tiers, last unbounded
+NO_MULTIPLIER: Multipliers = ((None, Decimal(1)),)
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class TierPiece:
+    level: int
+    starting_at: Decimal
+    size: Decimal | None
+    quantity: Decimal
+    price: Decimal
+    subtotal: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    type: str  # usage, subscription, composite, scheduled, commit, credit, commit_true_up
+    product_id: str
+    name: str
+    starting_at: datetime
+    ending_before: datetime
+    quantity: Decimal
+    unit_price: Decimal | None
+    total: Decimal  # rounded to a whole minor unit
+    presentation_group_values: Values = ()
+    pricing_group_values: Values = ()
+    tiers: tuple[TierPiece, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unpriced:
+    """Metered usage that no rate prices: reported in the run, never dropped."""
+
+    customer_id: str
+    contract_id: str
+    product_id: str | None
+    metric_id: str
+    starting_at: datetime
+    ending_before: datetime
+    group_values: Values
+    quantity: Decimal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A product's metered quantity in one segment of a period, for one combination of values."""
+
+    segment: Period
+    group_values: Values
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    price: ir.Price
+    multipliers: Multipliers
+
+
+# ---------------------------------------------------------------- time: what applies when
+
+
+def _active(start: datetime, end: datetime | None, at: datetime) -> bool:
+    return start <= at and (end is None or at < end)
+
+
+def targets(override: ir.Override | ir.Commit, product: ir.Product) -> bool:
+    if isinstance(override, ir.Override) and override.product is not None:
+        return override.product.id == product.id
+    return bool(set(override.applicable_product_tags) & set(product.tags))
+
+
+def product_rates(card: ir.RateCard, product: ir.Product) -> tuple[ir.Rate, ...]:
+    return tuple(r for r in card.rates if r.product.id == product.id)
+
+
+def product_overrides(contract: ir.Contract, product: ir.Product) -> tuple[ir.Override, ...]:
+    return tuple(o for o in contract.overrides if targets(o, product))
+
+
+def price_changes(items: Iterable[ir.Rate | ir.Override]) -> Iterator[datetime]:
+    """The instants at which the rates or overrides start or end."""
+    for item in items:
+        yield item.starting_at
+        if item.ending_before is not None:
+            yield item.ending_before
+
+
+def segments(period: Period, card: ir.RateCard, contract: ir.Contract, product: ir.Product) -> list[Period]:
+    """The period cut wherever a price of `product` can change."""
+    changes = price_changes((*product_rates(card, product), *product_overrides(contract, product)))
+    cuts = sorted({*period, *(t for t in changes if period[0] < t < period[1])})
+    return list(pairwise(cuts))
+
+
+def _multiplier_of(override: ir.Override) -> Decimal:
+    return override.multiplier if override.multiplier is not None else override.tiers[0].multiplier
+
+
+def winning_override(contract: ir.Contract, overrides: Sequence[ir.Override]) -> ir.Override | None:
+    """The one override that prices a line: an OVERWRITE beats the others and the later OVERWRITE
+    wins; otherwise the lowest multiplier (a TIERED override by its first tier), or under
+    EXPLICIT prioritization the lowest `priority` (then the lowest multiplier); ties go to the
+    override written first."""
+    typed = [(i, o) for i, o in enumerate(overrides) if o.type is not None]
+    overwrites = [(o.starting_at, i) for i, o in typed if o.type is ir.OverrideType.OVERWRITE]
+    if overwrites:
+        return overrides[max(overwrites)[1]]
+    explicit = contract.multiplier_override_prioritization is ir.Prioritization.EXPLICIT
+
+    def rank(item: tuple[int, ir.Override]) -> tuple[bool, Decimal, Decimal, int]:
+        i, o = item
+        priority = o.priority if explicit and o.priority is not None else ZERO
+        return (explicit and o.priority is None, priority, _multiplier_of(o), i)
+
+    return min(typed, key=rank)[1] if typed else None
+
+
+def terms(
+    contract: ir.Contract, product: ir.Product, rate: ir.Rate | None, at: datetime
+) -> tuple[Terms | None, bool]:
+    """The terms of `product` at `at` under `rate` (None: the card has no rate for it), and
+    whether it is entitled. An override's `entitled` (the latest one giving it) beats the rate's."""
+    active = [o for o in product_overrides(contract, product) if _active(o.starting_at, o.ending_before, at)]
+    entitled = rate.entitled if rate is not None else False
+    for o in sorted((o for o in active if o.entitled is not None), key=lambda o: o.starting_at):
+        entitled = bool(o.entitled)
+    if rate is None:
+        return None, entitled
+    won = winning_override(contract, active)
+    price = rate.price
+    multipliers = NO_MULTIPLIER
+    if won is not None and won.type is ir.OverrideType.OVERWRITE and won.overwrite_rate is not None:
+        price = won.overwrite_rate
+    elif won is not None and won.type is ir.OverrideType.MULTIPLIER and won.multiplier is not None:
+        multipliers = ((None, won.multiplier),)
+    elif won is not None and won.type is ir.OverrideType.TIERED:
+        multipliers = tuple((t.size, t.multiplier) for t in won.tiers)
+    return Terms(price, multipliers), entitled
+
+
+def matching_rate(rates: Sequence[ir.Rate], at: datetime, pricing_values: Values) -> ir.Rate | None:
+    """The rate in force at `at` whose pricing_group_values all match, the most specific first."""
+    values = set(pricing_values)
+    candidates = [
+        r
+        for r in rates
+        if _active(r.starting_at, r.ending_before, at) and set(r.pricing_group_values) <= values
+    ]
+    return max(candidates, key=lambda r: len(r.pricing_group_values), default=None)
+
+
+# ---------------------------------------------------------------- quantities and prices
+
+
+def convert(product: ir.Product, quantity: Decimal) -> Decimal:
+    """The product's quantity conversion, then its rounding."""
+    with localcontext(ARITHMETIC):
+        conversion = product.quantity_conversion
+        if conversion is not None:
+            if conversion.operation == "MULTIPLY":
+                quantity = quantity * conversion.conversion_factor
+            else:
+                quantity = quantity / conversion.conversion_factor
+        rounding = product.quantity_rounding
+        if rounding is not None:
+            quantity = round_to(quantity, rounding.decimal_places, rounding.rounding_method)
+        return quantity
+
+
+Piece = tuple[Decimal, Decimal | None, Decimal]  # from, to (None: unbounded), unit price
+
+
+def _tier_pieces(tiers: Sequence[tuple[Decimal | None, Decimal]]) -> list[Piece]:
+    pieces: list[Piece] = []
+    lo = ZERO
+    for size, price in tiers:
+        hi = None if size is None else lo + size
+        pieces.append((lo, hi, price))
+        if hi is None:
+            break
+        lo = hi
+    return pieces
+
+
+def _at(pieces: Sequence[Piece], x: Decimal) -> Decimal:
+    """The value of the piece holding x (the last piece holds everything beyond)."""
+    for _lo, hi, value in pieces:
+        if hi is None or x < hi:
+            return value
+    return pieces[-1][2]
+
+
+def _combine(rate: Sequence[Piece], multipliers: Sequence[Piece]) -> list[Piece]:
+    """Unit price × multiplier over the union of both breakpoints."""
+    bounds = sorted({p[0] for p in rate} | {p[0] for p in multipliers})
+    return [
+        (lo, hi, _at(rate, lo) * _at(multipliers, lo))
+        for lo, hi in zip(bounds, [*bounds[1:], None], strict=True)
+    ]
+
+
+def _volume_tier(tiers: Sequence[ir.Tier], total: Decimal) -> tuple[int, Piece]:
+    """The tier (1-based level, piece) that a period total reaches: a total on a boundary stays
+    in the lower tier."""
+    pieces = _tier_pieces([(t.size, t.price) for t in tiers])
+    for level, piece in enumerate(pieces, 1):
+        if piece[1] is None or total <= piece[1]:
+            return level, piece
+    return len(pieces), pieces[-1]
+
+
+def _given(value: Decimal | None) -> Decimal:
+    """A price field that the build stage guarantees for the rate's type."""
+    assert value is not None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    amount: Decimal  # exact
+    unit_price: Decimal | None
+    tiers: tuple[TierPiece, ...]
+
+
+def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: Decimal) -> Charge:
+    """The exact charge of quantities [used, used + quantity) of a period."""
+    with localcontext(ARITHMETIC):
+        steps = _tier_pieces(multipliers)
+        tiered_override = len(steps) > 1
+        end = used + quantity
+        if price.rate_type is ir.RateType.PACKAGE:
+            block, unit = _given(price.package_size), _given(price.price)
+
+            def packages(x: Decimal) -> Decimal:
+                return Decimal(math.ceil(x / block))
+
+            amount = sum(
+                (
+                    m * unit * (packages(min(end, hi if hi is not None else end)) - packages(max(used, lo)))
+                    for lo, hi, m in steps
+                    if (hi is None or hi > used) and lo < end
+                ),
+                ZERO,
+            )
+            return Charge(amount, None if tiered_override else unit * steps[0][2], ())
+        volume: tuple[int, Piece] | None = None
+        if price.rate_type is ir.RateType.TIERED:
+            rate = _tier_pieces([(t.size, t.price) for t in price.tiers])
+        elif price.rate_type is ir.RateType.VOLUME:
+            volume = _volume_tier(price.tiers, end)
+            rate = [(ZERO, None, volume[1][2])]
+        else:  # FLAT, PERCENTAGE, SUBSCRIPTION: one price per unit
+            per_unit = price.fraction if price.rate_type is ir.RateType.PERCENTAGE else price.price
+            rate = [(ZERO, None, _given(per_unit))]
+        combined = _combine(rate, steps)
+        tiers = []
+        for level, (lo, hi, unit) in enumerate(combined, 1):
+            part = min(end, hi if hi is not None else end) - max(used, lo)
+            if part > 0:
+                size = None if hi is None else hi - lo
+                tiers.append(TierPiece(level, lo, size, part, unit, part * unit))
+        amount = sum((t.subtotal for t in tiers), ZERO)
+        if volume is not None and not tiered_override:
+            level, (lo, hi, unit) = volume
+            unit *= steps[0][2]
+            size = None if hi is None else hi - lo
+            shown = (TierPiece(level, lo, size, quantity, unit, amount),) if quantity else ()
+            return Charge(amount, unit, shown)
+        if price.rate_type is ir.RateType.TIERED or tiered_override:
+            return Charge(amount, None, tuple(tiers))
+        return Charge(amount, combined[0][2], ())
+
+
+# ---------------------------------------------------------------- lines of one period
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRating:
+    lines: list[Line]
+    unpriced: list[Unpriced]
+
+
+def _split_values(product: ir.Product, values: Values) -> tuple[Values, Values]:
+    presentation = tuple((k, v) for k, v in values if k in product.presentation_group_key)
+    pricing = tuple((k, v) for k, v in values if k in product.pricing_group_key)
+    return presentation, pricing
+
+
+def usage_lines(
+    project: Project,
+    contract: ir.Contract,
+    product: ir.Product,
+    period: Period,
+    usage: Sequence[Usage],
+    rounding: str,
+) -> PeriodRating:
+    """The lines of one usage product in one period, segment by segment in time order; tiers
+    count from the start of the period, per presentation and pricing group."""
+    card = project.rate_cards[contract.rate_card.id]
+    rates = product_rates(card, product)
+    assert product.billable_metric is not None
+    metric_id = product.billable_metric.id
+    lines: list[Line] = []
+    unpriced: list[Unpriced] = []
+    used: dict[tuple[Values, Values], Decimal] = {}
+    by_segment: dict[Period, list[Usage]] = {}
+    for item in usage:
+        by_segment.setdefault(item.segment, []).append(item)
+    for segment in segments(period, card, contract, product):
+        rows = sorted(by_segment.get(segment, ()), key=lambda u: u.group_values)
+        if not rows and not product.pricing_group_key:
+            rate = matching_rate(rates, segment[0], ())
+            found, entitled = terms(contract, product, rate, segment[0])
+            if found is not None and entitled:  # an entitled product shows a line without usage
+                rows = [Usage(segment, (), ZERO)]
+        for row in rows:
+            presentation, pricing = _split_values(product, row.group_values)
+            quantity = convert(product, row.quantity)
+            rate = matching_rate(rates, segment[0], pricing)
+            found, entitled = terms(contract, product, rate, segment[0])
+            if found is None or not entitled:
+                reason = (
+                    "not entitled"
+                    if found is not None
+                    else "no rate on the rate card"
+                    if not rates
+                    else "no rate for these pricing group values"
+                    if pricing
+                    else "no rate in force"
+                )
+                unpriced.append(
+                    Unpriced(
+                        contract.customer.id,
+                        contract.id,
+                        product.id,
+                        metric_id,
+                        *segment,
+                        row.group_values,
+                        quantity,
+                        reason,
+                    )
+                )
+                continue
+            key = (presentation, pricing)
+            before = used.get(key, ZERO)
+            priced = charge(found.price, found.multipliers, before, quantity)
+            used[key] = before + quantity
+            lines.append(
+                Line(
+                    "usage",
+                    product.id,
+                    product.name,
+                    *segment,
+                    quantity,
+                    priced.unit_price,
+                    round_to(priced.amount, 0, rounding),
+                    presentation,
+                    pricing,
+                    priced.tiers,
+                )
+            )
+    return PeriodRating(lines, unpriced)
+
+
+def _local_span(lo: datetime, hi: datetime, timezone: ZoneInfo) -> Decimal:
+    """Wall-clock seconds from lo to hi in the project timezone: a day is a day across DST."""
+    seconds = (
+        hi.astimezone(timezone).replace(tzinfo=None) - lo.astimezone(timezone).replace(tzinfo=None)
+    ).total_seconds()
+    return Decimal(int(seconds))
+
+
+def subscription_lines(project: Project, contract: ir.Contract, period: Period, rounding: str) -> list[Line]:
+    """Subscriptions are billed in advance: each billing period of the rate's frequency (anchored
+    as the statement schedule) is charged on the statement whose period holds its start; a
+    billing period cut short by the contract, the rate or an override change is prorated by wall
+    time when the rate is prorated."""
+    timezone = ZoneInfo(project.manifest.timezone)
+    card = project.rate_cards[contract.rate_card.id]
+    lines = []
+    for rate in card.rates:
+        product = project.products[rate.product.id]
+        if not (
+            rate.price.rate_type is ir.RateType.SUBSCRIPTION or product.type is ir.ProductType.SUBSCRIPTION
+        ):
+            continue
+        starts = [contract.starting_at, rate.starting_at]
+        ends = [e for e in (contract.ending_before, rate.ending_before) if e is not None]
+        begin = max(starts)
+        finish = min([*ends, period[1]])
+        if begin >= finish:
+            continue
+        frequency = rate.price.billing_frequency
+        for full in schedule_periods(contract, frequency, timezone, begin, finish):
+            lo, hi = max(full[0], begin), min([full[1], *ends])
+            if not period[0] <= lo < period[1]:
+                continue
+            pieces = segments((lo, hi), card, contract, product) if rate.price.is_prorated else [(lo, hi)]
+            for piece in pieces:
+                found, entitled = terms(contract, product, rate, piece[0])
+                if found is None or not entitled:
+                    continue
+                with localcontext(ARITHMETIC):
+                    unit = charge(found.price, found.multipliers, ZERO, Decimal(1)).amount
+                    amount = unit * rate.price.quantity
+                    if rate.price.is_prorated:
+                        amount = amount * _local_span(*piece, timezone) / _local_span(*full, timezone)
+                lines.append(
+                    Line(
+                        "subscription",
+                        product.id,
+                        product.name,
+                        *piece,
+                        rate.price.quantity,
+                        unit,
+                        round_to(amount, 0, rounding),
+                    )
+                )
+    return lines
+
+
+def composite_lines(
+    project: Project,
+    contract: ir.Contract,
+    period: Period,
+    charged: Sequence[Line],
+    rounding: str,
+) -> list[Line]:
+    """A composite product charges its PERCENTAGE of the totals of its applicable lines (by
+    product id or tag; composites are never part of another's base). Lines priced at zero carry
+    no money into the base; with `exclude_free_usage` they are left out of it altogether."""
+    card = project.rate_cards[contract.rate_card.id]
+    lines = []
+    for product in sorted(project.products.values(), key=lambda p: p.id):
+        if product.type is not ir.ProductType.COMPOSITE:
+            continue
+        members = {r.id for r in product.composite_product_ids} | {
+            p.id for p in project.tagged(product.composite_tags)
+        }
+        rates = product_rates(card, product)
+        for segment in segments(period, card, contract, product):
+            rate = matching_rate(rates, segment[0], ())
+            found, entitled = terms(contract, product, rate, segment[0])
+            if found is None or not entitled:
+                continue
+            base_lines = [
+                line
+                for line in charged
+                if line.product_id in members
+                and segment[0] <= line.starting_at < segment[1]
+                and not (product.exclude_free_usage and line.unit_price == 0)
+            ]
+            base = sum((line.total for line in base_lines), ZERO)
+            priced = charge(found.price, found.multipliers, ZERO, base)
+            lines.append(
+                Line(
+                    "composite",
+                    product.id,
+                    product.name,
+                    *segment,
+                    base,
+                    priced.unit_price,
+                    round_to(priced.amount, 0, rounding),
+                )
+            )
+    return lines
+
+
+def products_billing(project: Project, contract: ir.Contract) -> Mapping[str, tuple[ir.Product, ...]]:
+    """For each metric, the usage products of the contract that bill it: those with a rate on
+    the card or an override naming them."""
+    card = project.rate_cards[contract.rate_card.id]
+    named = {r.product.id for r in card.rates} | {o.product.id for o in contract.overrides if o.product}
+    billing: dict[str, list[ir.Product]] = {}
+    for product in sorted(project.products.values(), key=lambda p: p.id):
+        if product.type is ir.ProductType.USAGE and product.billable_metric and product.id in named:
+            billing.setdefault(product.billable_metric.id, []).append(product)
+    return {k: tuple(v) for k, v in billing.items()}
