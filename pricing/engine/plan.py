@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 import polars as pl
 
+from pricing import ir
 from pricing.compiler.link import Project
 from pricing.diagnostics import PricingError, error
-from pricing.engine.calendar import usage_calendar
+from pricing.engine.calendar import invoice_calendar, usage_calendar
+from pricing.engine.invoices import InvoiceRun, build_invoices, usage_group
 from pricing.engine.meter import (
+    SEGMENT,
     Ledger,
     Measure,
     MeterPlan,
     col,
+    collect_meter,
     compile_meter,
     lower_filter,
     needs_number,
     number,
     run_meter,
 )
+from pricing.engine.rate import price_changes
 from pricing.engine.scan import expand
 from pricing.money import text
 
@@ -109,6 +114,33 @@ class Plan:
         plan = self.compile_usage(events, start, end, window, group_by, engine)
         usage, ledger = run_meter(plan)
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
+
+    def invoice(
+        self,
+        events: Iterable[str],
+        start: datetime,
+        end: datetime,
+        as_of: datetime | None = None,
+        skip_zero: bool = False,
+        engine: str = "auto",
+    ) -> InvoiceRun:
+        """The invoices of every statement period starting in [start, end) and of every scheduled
+        charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED."""
+        refuse_expressions(self.project)
+        project = self.project
+        measures = [Measure(m, ()) for m in project.metrics.values()]
+        for product in project.products.values():
+            if product.type is ir.ProductType.USAGE and product.billable_metric is not None:
+                metric = project.metrics[product.billable_metric.id]
+                measures.append(Measure(metric, usage_group(product, metric)))
+
+        def changes(contract: ir.Contract) -> Iterator[datetime]:
+            return price_changes((*project.rate_cards[contract.rate_card.id].rates, *contract.overrides))
+
+        calendar = invoice_calendar(project, start, end, changes)
+        plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine)
+        rated, ledger = collect_meter(plan)
+        return build_invoices(project, calendar, rated, ledger, end if as_of is None else as_of, skip_zero)
 
 
 def refuse_expressions(project: Project) -> None:

@@ -1,0 +1,465 @@
+"""Invoices: the rated lines of every invoiced period, with commits, credits and scheduled charges.
+
+One USAGE invoice per contract and statement period that starts inside the run, and one
+SCHEDULED invoice per contract and instant at which scheduled charges or prepaid commit
+payments fall inside the run. Commit and credit balances are drawn down period by period, in
+order, across the run; a POSTPAID commit bills what is left of its minimum at the end of its
+access segment. An invoice is FINALIZED when its period ended at or before `as_of`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from pricing import ir
+from pricing.compiler.link import Project
+from pricing.engine.calendar import Calendar
+from pricing.engine.meter import QUANTITY, Ledger, aggregate
+from pricing.engine.periods import Period
+from pricing.engine.rate import (
+    ZERO,
+    Line,
+    Unpriced,
+    Usage,
+    Values,
+    composite_lines,
+    products_billing,
+    segments,
+    subscription_lines,
+    targets,
+    usage_lines,
+)
+from pricing.money import round_to, text
+
+CHARGES = ("usage", "subscription", "composite")  # the lines commits and credits can pay
+LINE_ORDER = {t: i for i, t in enumerate((*CHARGES, "scheduled", "commit", "true_up", "applied"))}
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: str
+    customer_id: str
+    contract_id: str
+    type: str  # USAGE or SCHEDULED
+    status: str  # DRAFT or FINALIZED
+    currency: str
+    start: datetime
+    end: datetime
+    lines: tuple[Line, ...]
+    spec_hash: str
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.total for line in self.lines if line.type != "applied"), ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.total for line in self.lines), ZERO)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "contract_id": self.contract_id,
+            "type": self.type,
+            "status": self.status,
+            "currency": self.currency,
+            "start_timestamp": instant(self.start),
+            "end_timestamp": instant(self.end),
+            "line_items": [line_dict(line) for line in self.lines],
+            "subtotal": text(self.subtotal),
+            "total": text(self.total),
+            "spec_hash": self.spec_hash,
+        }
+
+
+def instant(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _optional(value: Decimal | None) -> str | None:
+    return None if value is None else text(value)
+
+
+def line_dict(line: Line) -> dict[str, object]:
+    return {
+        "type": line.type,
+        "product_id": line.product_id,
+        "name": line.name,
+        "presentation_group_values": dict(line.presentation_group_values),
+        "pricing_group_values": dict(line.pricing_group_values),
+        "quantity": text(line.quantity),
+        "unit_price": _optional(line.unit_price),
+        "total": text(line.total),
+        "starting_at": instant(line.starting_at),
+        "ending_before": instant(line.ending_before),
+        "tiers": [
+            {
+                "level": t.level,
+                "starting_at": text(t.starting_at),
+                "size": _optional(t.size),
+                "quantity": text(t.quantity),
+                "price": text(t.price),
+                "subtotal": text(t.subtotal),
+            }
+            for t in line.tiers
+        ],
+    }
+
+
+def unpriced_dict(item: Unpriced) -> dict[str, object]:
+    return {
+        "customer_id": item.customer_id,
+        "contract_id": item.contract_id,
+        "product_id": item.product_id,
+        "metric_id": item.metric_id,
+        "starting_at": instant(item.starting_at),
+        "ending_before": instant(item.ending_before),
+        "group_values": dict(item.group_values),
+        "quantity": text(item.quantity),
+        "reason": item.reason,
+    }
+
+
+# ---------------------------------------------------------------- metered quantities
+
+
+def usage_group(product: ir.Product, metric: ir.Metric) -> tuple[str, ...]:
+    """The metric group key that the product's presentation and pricing keys form (rule E501)."""
+    wanted = {*product.presentation_group_key, *product.pricing_group_key}
+    return next((key for key in metric.group_keys if set(key) == wanted), ())
+
+
+_SEGMENT_KEYS = ["contract_id", "period_start", "segment_start", "segment_end"]
+
+
+def _values(group_json: str) -> Values:
+    return tuple(sorted((k, str(v)) for k, v in json.loads(group_json).items()))
+
+
+def product_usage(
+    project: Project, calendar: Calendar, rated: pl.DataFrame, product: ir.Product
+) -> dict[tuple[str, datetime], list[Usage]]:
+    """A usage product's metered quantities per (contract, period start), by segment: the
+    calendar's intervals are re-aggregated into the product's own segments in Polars."""
+    assert product.billable_metric is not None
+    metric = project.metrics[product.billable_metric.id]
+    rows = []
+    for interval in calendar.intervals:
+        if not interval.counted:
+            continue
+        contract = project.contracts[interval.contract]
+        card = project.rate_cards[contract.rate_card.id]
+        for lo, hi in segments(interval.period, card, contract, product):
+            if lo <= interval.lo < hi:
+                rows.append((interval.contract, interval.lo, lo, hi))
+    instant_type = rated.schema["window_start"]
+    schema = {"contract_id": pl.String(), "window_start": instant_type}
+    schema |= {"segment_start": instant_type, "segment_end": instant_type}
+    segment_of = pl.LazyFrame(rows, schema=schema, orient="row")
+    table = aggregate(
+        rated.lazy().join(segment_of, on=["contract_id", "window_start"]),
+        metric,
+        _SEGMENT_KEYS,
+        usage_group(product, metric),
+    ).collect()
+    found: dict[tuple[str, datetime], list[Usage]] = {}
+    for contract_id, period_start, lo, hi, _metric, group, quantity in table.iter_rows():
+        found.setdefault((contract_id, period_start), []).append(
+            Usage((lo, hi), _values(group), Decimal(str(quantity)))
+        )
+    return found
+
+
+def metric_usage(rated: pl.DataFrame, metric: ir.Metric) -> list[tuple[str, datetime, datetime, Decimal]]:
+    """A metric's quantity per (contract, period): for usage that no product of a contract bills."""
+    keys = ["contract_id", "period_start", "period_end"]
+    table = aggregate(rated.lazy(), metric, keys, ()).collect()
+    return [(c, lo, hi, Decimal(str(q))) for c, lo, hi, _m, _g, q in table.iter_rows()]
+
+
+# ---------------------------------------------------------------- commits and credits
+
+
+def _applies(item: ir.Commit, product: ir.Product) -> bool:
+    if not item.applicable_product_ids and not item.applicable_product_tags:
+        return True
+    return product.id in {r.id for r in item.applicable_product_ids} or targets(item, product)
+
+
+def _commit_order(project: Project, items: Sequence[ir.Commit]) -> list[ir.Commit]:
+    """Priority (lowest first, none last), then fewest applicable products, then the earliest end."""
+
+    def key(pair: tuple[int, ir.Commit]) -> tuple[bool, Decimal, int, datetime, int]:
+        i, item = pair
+        reach = sum(1 for p in project.products.values() if _applies(item, p))
+        ends = min(s.ending_before for s in item.access_schedule)
+        return (item.priority is None, item.priority or ZERO, reach, ends, i)
+
+    return [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def _balance_line(item: ir.Commit, kind: str, amount: Decimal, span: Period, project: Project) -> Line:
+    product = project.products[item.product.id]
+    name = item.name or product.name
+    return Line(kind, product.id, name, *span, Decimal(1), amount, amount)
+
+
+def apply_balances(
+    project: Project, contract: ir.Contract, invoices: list[Invoice], rounding: str
+) -> list[Invoice]:
+    """Draw commits and credits down over the contract's usage invoices, in period order."""
+    items = [*contract.commits, *contract.credits]
+    drawn = [c for c in _commit_order(project, items) if c.type is not ir.CommitType.POSTPAID]
+    minimums = [c for c in items if c.type is ir.CommitType.POSTPAID]
+    balance = {(id(c), i): s.amount for c in items for i, s in enumerate(c.access_schedule)}
+    result = []
+    for invoice in invoices:
+        lines = list(invoice.lines)
+        owed = {i: line.total for i, line in enumerate(lines) if line.type in CHARGES}
+        extra: list[Line] = []
+        for item in [*drawn, *minimums]:
+            for s, segment in enumerate(item.access_schedule):
+                key = (id(item), s)
+                payable = [
+                    i
+                    for i in owed
+                    if _applies(item, project.products[lines[i].product_id])
+                    and segment.starting_at <= lines[i].starting_at < segment.ending_before
+                ]
+                due = sum((owed[i] for i in payable), ZERO)
+                span = (max(segment.starting_at, invoice.start), min(segment.ending_before, invoice.end))
+                if item.type is ir.CommitType.POSTPAID:
+                    balance[key] = max(ZERO, balance[key] - due)
+                    if invoice.start < segment.ending_before <= invoice.end and balance[key] > 0:
+                        extra.append(
+                            _balance_line(item, "true_up", round_to(balance[key], 0, rounding), span, project)
+                        )
+                    continue
+                take = round_to(min(balance[key], due), 0, rounding)
+                if take <= 0:
+                    continue
+                balance[key] -= take
+                left = take
+                for i in payable:
+                    paid = min(left, owed[i])
+                    owed[i] -= paid
+                    left -= paid
+                extra.append(_balance_line(item, "applied", -take, span, project))
+        result.append(replace(invoice, lines=(*lines, *extra)))
+    return result
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _sorted(lines: Sequence[Line]) -> tuple[Line, ...]:
+    return tuple(
+        sorted(
+            lines,
+            key=lambda line: (
+                LINE_ORDER[line.type],
+                line.product_id,
+                line.starting_at,
+                line.presentation_group_values,
+                line.pricing_group_values,
+                line.name,
+            ),
+        )
+    )
+
+
+def invoice_id(contract: ir.Contract, at: datetime, timezone: ZoneInfo, suffix: str = "") -> str:
+    """Readable and deterministic: the contract and the local start date (and time, if not
+    midnight) — file names of rendered invoices."""
+    local = at.astimezone(timezone)
+    stamp = local.strftime("%Y%m%d") + (
+        "" if local.time() == datetime.min.time() else local.strftime("T%H%M%S")
+    )
+    return f"{contract.id}-{stamp}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRun:
+    invoices: tuple[Invoice, ...]
+    unpriced: tuple[Unpriced, ...]
+    ledger: Ledger
+    spec_hash: str
+    start: datetime
+    end: datetime
+    as_of: datetime
+
+    def line_items(self) -> pl.DataFrame:
+        """Every line of the run as a Polars table, exact: quantities and amounts as decimals."""
+        rows = [
+            {
+                "invoice_id": inv.id,
+                "customer_id": inv.customer_id,
+                "contract_id": inv.contract_id,
+                **{k: v for k, v in line_dict(line).items() if k != "tiers"},
+            }
+            for inv in self.invoices
+            for line in inv.lines
+        ]
+        frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+        money = [c for c in ("quantity", "unit_price", "total") if c in frame.columns]
+        return frame.with_columns(pl.col(c).cast(QUANTITY) for c in money)
+
+    def totals(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for inv in self.invoices:
+            totals[inv.currency] = totals.get(inv.currency, ZERO) + inv.total
+        return dict(sorted(totals.items()))
+
+    def report(self) -> dict[str, object]:
+        """run.json: the run, the ledger, unpriced usage, totals and the spec's content hash."""
+        return {
+            "spec_hash": self.spec_hash,
+            "start": instant(self.start),
+            "end": instant(self.end),
+            "as_of": instant(self.as_of),
+            "invoices": len(self.invoices),
+            "customers": len({inv.customer_id for inv in self.invoices}),
+            "totals": {currency: text(total) for currency, total in self.totals().items()},
+            "ledger": self.ledger.as_dict(),
+            "unpriced": [unpriced_dict(u) for u in self.unpriced],
+        }
+
+    def jsonl(self) -> str:
+        return "".join(json.dumps(inv.as_dict(), ensure_ascii=False) + "\n" for inv in self.invoices)
+
+
+def _scheduled(
+    project: Project, contract: ir.Contract, start: datetime, end: datetime, rounding: str
+) -> Iterator[tuple[datetime, Line]]:
+    """Scheduled charges and prepaid commit payments that fall in [start, end)."""
+    for charge in contract.scheduled_charges:
+        product = project.products[charge.product.id]
+        for item in charge.schedule:
+            if start <= item.timestamp < end:
+                name = charge.name or product.name
+                at = (item.timestamp, item.timestamp)
+                total = round_to(item.amount, 0, rounding)
+                yield item.timestamp, Line("scheduled", product.id, name, *at, Decimal(1), item.amount, total)
+    for commit in contract.commits:
+        if commit.type is not ir.CommitType.PREPAID:
+            continue
+        product = project.products[commit.product.id]
+        for item in commit.invoice_schedule:
+            if start <= item.timestamp < end:
+                name = commit.name or product.name
+                at = (item.timestamp, item.timestamp)
+                total = round_to(item.amount, 0, rounding)
+                yield item.timestamp, Line("commit", product.id, name, *at, Decimal(1), item.amount, total)
+
+
+def build_invoices(
+    project: Project,
+    calendar: Calendar,
+    rated: pl.DataFrame,
+    ledger: Ledger,
+    as_of: datetime,
+    skip_zero: bool = False,
+) -> InvoiceRun:
+    timezone = ZoneInfo(project.manifest.timezone)
+    rounding = project.manifest.rounding.value
+    usage_of = {
+        p.id: product_usage(project, calendar, rated, p)
+        for p in sorted(project.products.values(), key=lambda p: p.id)
+        if p.type is ir.ProductType.USAGE and p.billable_metric is not None
+    }
+    unbilled = {m.id: metric_usage(rated, m) for m in project.metrics.values()}
+    invoices: list[Invoice] = []
+    unpriced: list[Unpriced] = []
+    for contract_id, period in calendar.periods():
+        contract = project.contracts[contract_id]
+        billing = products_billing(project, contract)
+        lines: list[Line] = []
+        for _metric, products in sorted(billing.items()):
+            for product in products:
+                usage = usage_of[product.id].get((contract_id, period[0]), [])
+                rating = usage_lines(project, contract, product, period, usage, rounding)
+                lines += rating.lines
+                unpriced += rating.unpriced
+        for metric_id, rows in sorted(unbilled.items()):
+            if metric_id in billing:
+                continue
+            unpriced += [
+                Unpriced(
+                    contract.customer.id,
+                    contract_id,
+                    None,
+                    metric_id,
+                    lo,
+                    hi,
+                    (),
+                    q,
+                    "no product on the contract bills this metric",
+                )
+                for c, lo, hi, q in rows
+                if c == contract_id and lo == period[0]
+            ]
+        lines += subscription_lines(project, contract, period, rounding)
+        lines += composite_lines(project, contract, period, lines, rounding)
+        if skip_zero:
+            lines = [line for line in lines if line.quantity != 0 or line.total != 0]
+        card = project.rate_cards[contract.rate_card.id]
+        invoices.append(
+            Invoice(
+                invoice_id(contract, period[0], timezone),
+                contract.customer.id,
+                contract_id,
+                "USAGE",
+                "FINALIZED" if period[1] <= as_of else "DRAFT",
+                card.currency,
+                *period,
+                _sorted(lines),
+                project.spec_hash,
+            )
+        )
+    final: list[Invoice] = []
+    for contract in sorted(project.contracts.values(), key=lambda c: c.id):
+        own = sorted((i for i in invoices if i.contract_id == contract.id), key=lambda i: i.start)
+        final += [
+            replace(i, lines=_sorted(i.lines)) for i in apply_balances(project, contract, own, rounding)
+        ]
+        scheduled: dict[datetime, list[Line]] = {}
+        for at, line in _scheduled(project, contract, calendar.start, calendar.end, rounding):
+            scheduled.setdefault(at, []).append(line)
+        card = project.rate_cards[contract.rate_card.id]
+        final += [
+            Invoice(
+                invoice_id(contract, at, timezone, "-scheduled"),
+                contract.customer.id,
+                contract.id,
+                "SCHEDULED",
+                "FINALIZED" if at <= as_of else "DRAFT",
+                card.currency,
+                at,
+                at,
+                _sorted(lines),
+                project.spec_hash,
+            )
+            for at, lines in sorted(scheduled.items())
+        ]
+    final.sort(key=lambda i: (i.customer_id, i.start, i.contract_id, i.type))
+    unpriced.sort(
+        key=lambda u: (
+            u.customer_id,
+            u.contract_id,
+            u.starting_at,
+            u.metric_id,
+            u.product_id or "",
+            u.group_values,
+        )
+    )
+    return InvoiceRun(
+        tuple(final), tuple(unpriced), ledger, project.spec_hash, calendar.start, calendar.end, as_of
+    )

@@ -1,0 +1,377 @@
+"""Rating and invoices, checked against amounts computed by hand.
+
+Each test writes a small spec project and an event file, runs `plan.invoice` for March 2026 and
+compares lines and totals with the arithmetic written in the comments.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pricing
+from pricing.engine.invoices import InvoiceRun
+from pricing.engine.plan import compile
+
+MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+
+BASE = """
+metrics:
+  tokens:
+    event_type_filter: {in_values: [completion]}
+    property_filters:
+      - {name: user_id, exists: true}
+      - {name: tokens, exists: true}
+    aggregation_type: SUM
+    aggregation_key: tokens
+    group_keys: [[user_id]]
+  calls:
+    event_type_filter: {in_values: [call]}
+    aggregation_type: COUNT
+  units:
+    event_type_filter: {in_values: [unit]}
+    property_filters: [{name: region, exists: true}]
+    aggregation_type: SUM
+    aggregation_key: n
+    group_keys: [[region]]
+products:
+  lm4:
+    name: langModel4 tokens
+    type: usage
+    billable_metric: tokens
+    presentation_group_key: [user_id]
+    quantity_conversion: {conversion_factor: 1000000, operation: DIVIDE}
+  calls: {type: usage, billable_metric: calls, tags: [api]}
+  units: {type: usage, billable_metric: units, tags: [api]}
+  units_by_region: {type: usage, billable_metric: units, pricing_group_key: [region]}
+  seats: {name: Seats, type: subscription}
+  support: {name: Support, type: composite, composite_tags: [api], composite_product_ids: [lm4]}
+  prepaid: {type: fixed}
+  onboarding: {name: Onboarding, type: fixed}
+customers:
+  acme: {ingest_aliases: [acme-alias]}
+"""
+
+
+def project(tmp_path: Path, spec: str, rounding: str = "ROUND_HALF_UP", base: str = BASE) -> Path:
+    root = tmp_path / "spec"
+    root.mkdir(parents=True)
+    manifest = f"version: 1\nname: Invoice case\ntimezone: UTC\nrounding: {rounding}\n"
+    (root / "pricing.yaml").write_text(manifest, encoding="utf-8")
+    (root / "spec.yaml").write_text(base + spec, encoding="utf-8")
+    return root
+
+
+def run(
+    tmp_path: Path,
+    spec: str,
+    events: list[dict[str, Any]],
+    rounding: str = "ROUND_HALF_UP",
+    base: str = BASE,
+    **options: Any,
+) -> InvoiceRun:
+    root = project(tmp_path, spec, rounding, base)
+    path = tmp_path / "events.jsonl"
+    rows = [
+        {"transaction_id": f"t{i}", "customer_id": "acme", "timestamp": "2026-03-10T12:00:00Z", **event}
+        for i, event in enumerate(events)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    start, end = options.pop("period", MARCH)
+    return compile(pricing.load(root)).invoice([str(path)], start, end, **options)
+
+
+def usage_invoice(result: InvoiceRun) -> dict[str, Any]:
+    (invoice,) = [i.as_dict() for i in result.invoices if i.type == "USAGE"]
+    return invoice
+
+
+def totals(invoice: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(line["product_id"], line["total"]) for line in invoice["line_items"]]
+
+
+def contract(rates: str, extra: str = "", starting_at: str = "2026-01-01") -> str:
+    return f"""
+rate_cards:
+  card:
+    rates:
+{rates}
+contracts:
+  acme-c:
+    customer: acme
+    rate_card: card
+    starting_at: {starting_at}
+{extra}
+"""
+
+
+def tokens(user: str, n: int | str) -> dict[str, Any]:
+    return {"event_type": "completion", "properties": {"user_id": user, "tokens": n}}
+
+
+CALL = {"event_type": "call", "properties": {}}
+
+
+def test_metronome_quickstart(tmp_path: Path) -> None:
+    """$0.50 per 1M tokens (50 cents per converted unit), DIVIDE 1,000,000, one line per user:
+    johndoe 1M + 1M + 3M = 5 units → 250; janedoe 5.5M = 5.5 units → 275; 525 in all."""
+    spec = contract("      - {product: lm4, starting_at: 2024-01-01T00:00:00Z, rate_type: FLAT, price: 50}")
+    events = [tokens("johndoe", 1_000_000), tokens("johndoe", 1_000_000), tokens("janedoe", 5_500_000)]
+    events.append(tokens("johndoe", 3_000_000))
+    invoice = usage_invoice(run(tmp_path, spec, events))
+    assert invoice["id"] == "acme-c-20260301"
+    assert invoice["status"] == "FINALIZED"
+    assert invoice["start_timestamp"] == "2026-03-01T00:00:00Z"
+    assert invoice["end_timestamp"] == "2026-04-01T00:00:00Z"
+    lines = invoice["line_items"]
+    assert [(x["presentation_group_values"], x["quantity"], x["unit_price"], x["total"]) for x in lines] == [
+        ({"user_id": "janedoe"}, "5.5", "50", "275"),
+        ({"user_id": "johndoe"}, "5", "50", "250"),
+    ]
+    assert lines[0]["tiers"] == []
+    assert (invoice["subtotal"], invoice["total"]) == ("525", "525")
+
+
+def test_graduated_tiers_with_a_free_tier(tmp_path: Path) -> None:
+    """12 calls on [5 free, 5 at 100, rest at 150]: 0 + 500 + 2 × 150 = 800."""
+    rate = "      - {product: calls, starting_at: 2026-01-01, rate_type: TIERED, tiers: [{size: 5, price: 0}, {size: 5, price: 100}, {price: 150}]}"
+    invoice = usage_invoice(run(tmp_path, contract(rate), [CALL] * 12))
+    (line,) = invoice["line_items"]
+    assert (line["quantity"], line["unit_price"], line["total"]) == ("12", None, "800")
+    assert line["tiers"] == [
+        {"level": 1, "starting_at": "0", "size": "5", "quantity": "5", "price": "0", "subtotal": "0"},
+        {"level": 2, "starting_at": "5", "size": "5", "quantity": "5", "price": "100", "subtotal": "500"},
+        {"level": 3, "starting_at": "10", "size": None, "quantity": "2", "price": "150", "subtotal": "300"},
+    ]
+
+
+def test_graduated_tiers_past_the_first(tmp_path: Path) -> None:
+    """15,000 units on [10,000 at 1, rest at 0.5]: 10,000 + 5,000 × 0.5 = 12,500."""
+    rate = "      - {product: units, starting_at: 2026-01-01, rate_type: TIERED, tiers: [{size: 10000, price: 1}, {price: 0.5}]}"
+    events = [{"event_type": "unit", "properties": {"region": "us", "n": 15000}}]
+    assert totals(usage_invoice(run(tmp_path, contract(rate), events))) == [("units", "12500")]
+
+
+@pytest.mark.parametrize(
+    ("count", "total", "price"),
+    [
+        (10, "100", "10"),  # exactly the first tier's size stays in the first tier
+        (15, "120", "8"),  # all 15 at the second tier's 8
+        (25, "125", "5"),  # all 25 at the last tier's 5
+    ],
+)
+def test_volume_tiers(tmp_path: Path, count: int, total: str, price: str) -> None:
+    rate = "      - {product: calls, starting_at: 2026-01-01, rate_type: VOLUME, tiers: [{size: 10, price: 10}, {size: 10, price: 8}, {price: 5}]}"
+    (line,) = usage_invoice(run(tmp_path, contract(rate), [CALL] * count))["line_items"]
+    assert (line["unit_price"], line["total"]) == (price, total)
+    assert [t["price"] for t in line["tiers"]] == [price]
+
+
+def test_package_pricing(tmp_path: Path) -> None:
+    """250 units in packages of 100 at 500: three started packages → 1,500."""
+    rate = (
+        "      - {product: units, starting_at: 2026-01-01, rate_type: PACKAGE, package_size: 100, price: 500}"
+    )
+    events = [{"event_type": "unit", "properties": {"region": "us", "n": 250}}]
+    assert totals(usage_invoice(run(tmp_path, contract(rate), events))) == [("units", "1500")]
+
+
+def test_rate_change_mid_period_continues_tiers(tmp_path: Path) -> None:
+    """Rate A [10 at 10, rest 5] until the 16th, rate B [10 at 8, rest 4] from then on.
+    6 calls before: F_A(6) = 60. 8 calls after, counted from 6: F_B(14) − F_B(6) = 96 − 48 = 48."""
+    rates = "\n".join(
+        [
+            "      - {product: calls, starting_at: 2026-01-01, ending_before: 2026-03-16, rate_type: TIERED, tiers: [{size: 10, price: 10}, {price: 5}]}",
+            "      - {product: calls, starting_at: 2026-03-16, rate_type: TIERED, tiers: [{size: 10, price: 8}, {price: 4}]}",
+        ]
+    )
+    events = [{**CALL, "timestamp": "2026-03-02T00:00:00Z"}] * 6 + [
+        {**CALL, "timestamp": "2026-03-20T00:00:00Z"}
+    ] * 8
+    lines = usage_invoice(run(tmp_path, contract(rates), events))["line_items"]
+    assert [(x["starting_at"], x["ending_before"], x["quantity"], x["total"]) for x in lines] == [
+        ("2026-03-01T00:00:00Z", "2026-03-16T00:00:00Z", "6", "60"),
+        ("2026-03-16T00:00:00Z", "2026-04-01T00:00:00Z", "8", "48"),
+    ]
+    assert [(t["level"], t["quantity"], t["subtotal"]) for t in lines[1]["tiers"]] == [
+        (1, "4", "32"),
+        (2, "4", "16"),
+    ]
+
+
+FLAT_CALLS = "      - {product: calls, starting_at: 2026-01-01, rate_type: FLAT, price: 100}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "total"),
+    [
+        # OVERWRITE beats a lower multiplier: 10 × 70
+        (
+            [
+                "{starting_at: 2026-01-01, product: calls, type: MULTIPLIER, multiplier: 0.5}",
+                "{starting_at: 2026-01-01, product: calls, type: OVERWRITE, overwrite_rate: {rate_type: FLAT, price: 70}}",
+            ],
+            "700",
+        ),
+        # the later OVERWRITE wins: 10 × 60
+        (
+            [
+                "{starting_at: 2026-02-01, product: calls, type: OVERWRITE, overwrite_rate: {rate_type: FLAT, price: 60}}",
+                "{starting_at: 2026-01-01, product: calls, type: OVERWRITE, overwrite_rate: {rate_type: FLAT, price: 70}}",
+            ],
+            "600",
+        ),
+        # the lowest multiplier wins, by product or by tag: 10 × 100 × 0.8
+        (
+            [
+                "{starting_at: 2026-01-01, product: calls, type: MULTIPLIER, multiplier: 0.9}",
+                "{starting_at: 2026-01-01, applicable_product_tags: [api], type: MULTIPLIER, multiplier: 0.8}",
+            ],
+            "800",
+        ),
+        # tiered multipliers counted in the period: 4 × 100 × 1 + 6 × 100 × 0.5
+        (
+            [
+                "{starting_at: 2026-01-01, product: calls, type: TIERED, tiers: [{size: 4, multiplier: 1}, {multiplier: 0.5}]}"
+            ],
+            "700",
+        ),
+        # an override that has ended does not apply
+        (
+            [
+                "{starting_at: 2026-01-01, ending_before: 2026-02-01, product: calls, type: MULTIPLIER, multiplier: 0.1}"
+            ],
+            "1000",
+        ),
+    ],
+)
+def test_override_precedence(tmp_path: Path, overrides: list[str], total: str) -> None:
+    extra = "    overrides:\n" + "".join(f"      - {o}\n" for o in overrides)
+    assert totals(usage_invoice(run(tmp_path, contract(FLAT_CALLS, extra), [CALL] * 10))) == [
+        ("calls", total)
+    ]
+
+
+def test_explicit_priority_beats_the_lower_multiplier(tmp_path: Path) -> None:
+    """Under EXPLICIT the lowest priority wins though its multiplier is higher: 10 × 100 × 0.9."""
+    extra = """    multiplier_override_prioritization: EXPLICIT
+    overrides:
+      - {starting_at: 2026-01-01, product: calls, type: MULTIPLIER, multiplier: 0.5, priority: 2}
+      - {starting_at: 2026-01-01, applicable_product_tags: [api], type: MULTIPLIER, multiplier: 0.9, priority: 1}
+"""
+    assert totals(usage_invoice(run(tmp_path, contract(FLAT_CALLS, extra), [CALL] * 10))) == [
+        ("calls", "900")
+    ]
+
+
+def test_override_mid_period_splits_the_line(tmp_path: Path) -> None:
+    """A 50 % discount from the 16th: 3 calls before at 100, 2 after at 50."""
+    extra = "    overrides:\n      - {starting_at: 2026-03-16, product: calls, type: MULTIPLIER, multiplier: 0.5}\n"
+    events = [{**CALL, "timestamp": "2026-03-05T00:00:00Z"}] * 3 + [
+        {**CALL, "timestamp": "2026-03-16T00:00:00Z"}
+    ] * 2
+    lines = usage_invoice(run(tmp_path, contract(FLAT_CALLS, extra), events))["line_items"]
+    assert [(x["quantity"], x["unit_price"], x["total"]) for x in lines] == [
+        ("3", "100", "300"),
+        ("2", "50", "100"),
+    ]
+
+
+def test_entitlement_override(tmp_path: Path) -> None:
+    """calls are not entitled on the card; the override entitles them."""
+    rate = "      - {product: calls, starting_at: 2026-01-01, entitled: false, rate_type: FLAT, price: 100}"
+    not_entitled = run(tmp_path, contract(rate), [CALL] * 2)
+    assert totals(usage_invoice(not_entitled)) == []
+    (item,) = not_entitled.unpriced
+    assert (item.product_id, item.quantity, item.reason) == ("calls", Decimal(2), "not entitled")
+    extra = "    overrides:\n      - {starting_at: 2026-01-01, product: calls, entitled: true}\n"
+    entitled = run(tmp_path / "b", contract(rate, extra), [CALL] * 2)
+    assert totals(usage_invoice(entitled)) == [("calls", "200")]
+    assert entitled.unpriced == ()
+
+
+def test_seat_subscription_prorated_from_a_mid_month_start(tmp_path: Path) -> None:
+    """3 seats at 1,000 a month; the contract starts on March 15: 3,000 × 17/31 = 1,645.16 → 1,645."""
+    rate = (
+        "      - {product: seats, starting_at: 2026-01-01, rate_type: SUBSCRIPTION, price: 1000, quantity: 3}"
+    )
+    invoice = usage_invoice(run(tmp_path, contract(rate, starting_at="2026-03-15"), []))
+    (line,) = invoice["line_items"]
+    assert (line["type"], line["quantity"], line["unit_price"], line["total"]) == (
+        "subscription",
+        "3",
+        "1000",
+        "1645",
+    )
+    assert (line["starting_at"], line["ending_before"]) == ("2026-03-15T00:00:00Z", "2026-04-01T00:00:00Z")
+    assert invoice["start_timestamp"] == "2026-03-15T00:00:00Z"
+
+
+def test_subscription_in_advance_without_proration(tmp_path: Path) -> None:
+    rate = "      - {product: seats, starting_at: 2026-01-01, rate_type: SUBSCRIPTION, price: 1000, is_prorated: false}"
+    invoice = usage_invoice(run(tmp_path, contract(rate, starting_at="2026-03-15"), []))
+    assert totals(invoice) == [("seats", "1000")]
+
+
+def test_composite_support_fee(tmp_path: Path) -> None:
+    """10 % of the api-tagged lines and lm4: calls 10 × 100 = 1,000, lm4 2.5 × 50 = 125;
+    units_by_region is not a member. (1,000 + 125) × 0.1 = 112.5 → 113."""
+    rates = "\n".join(
+        [
+            FLAT_CALLS,
+            "      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 50}",
+            "      - {product: units_by_region, starting_at: 2026-01-01, rate_type: FLAT, price: 7}",
+            "      - {product: support, starting_at: 2026-01-01, rate_type: PERCENTAGE, fraction: 0.1}",
+        ]
+    )
+    events = [CALL] * 10 + [
+        tokens("u", 2_500_000),
+        {"event_type": "unit", "properties": {"region": "eu", "n": 1}},
+    ]
+    invoice = usage_invoice(run(tmp_path, contract(rates), events))
+    assert totals(invoice) == [
+        ("calls", "1000"),
+        ("lm4", "125"),
+        ("units_by_region", "7"),
+        ("support", "113"),
+    ]
+    support = invoice["line_items"][-1]
+    assert (support["type"], support["quantity"], support["unit_price"]) == ("composite", "1125", "0.1")
+    assert invoice["total"] == "1245"
+
+
+@pytest.mark.parametrize(
+    ("rounding", "expected"),
+    [
+        ("ROUND_HALF_UP", ["3", "1"]),  # 2.5 → 3, 0.5 → 1
+        ("ROUND_HALF_EVEN", ["2", "0"]),
+        ("ROUND_UP", ["3", "1"]),
+        ("ROUND_DOWN", ["2", "0"]),
+    ],
+)
+def test_line_rounding_at_half(tmp_path: Path, rounding: str, expected: list[str]) -> None:
+    """5 calls at 0.5 = 2.5 and 1 user-token unit at 0.5 = 0.5, each rounded once."""
+    rates = "\n".join(
+        [
+            "      - {product: calls, starting_at: 2026-01-01, rate_type: FLAT, price: 0.5}",
+            "      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 0.5}",
+        ]
+    )
+    invoice = usage_invoice(run(tmp_path, contract(rates), [CALL] * 5 + [tokens("u", 1_000_000)], rounding))
+    assert [t for _, t in totals(invoice)] == expected
+    assert invoice["total"] == str(sum(int(t) for t in expected))
+
+
+def test_quantity_conversion_then_rounding(tmp_path: Path) -> None:
+    """1,234,567 tokens / 1,000,000 = 1.234567, rounded up to 2 places = 1.24; × 100 = 124."""
+    conversion = "    quantity_conversion: {conversion_factor: 1000000, operation: DIVIDE}\n"
+    rounding = "    quantity_rounding: {decimal_places: 2, rounding_method: ROUND_UP}\n"
+    base = BASE.replace(conversion, conversion + rounding)
+    spec = contract("      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 100}")
+    (line,) = usage_invoice(run(tmp_path, spec, [tokens("u", 1234567)], base=base))["line_items"]
+    assert (line["quantity"], line["total"]) == ("1.24", "124")
