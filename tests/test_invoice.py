@@ -375,3 +375,158 @@ def test_quantity_conversion_then_rounding(tmp_path: Path) -> None:
     spec = contract("      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 100}")
     (line,) = usage_invoice(run(tmp_path, spec, [tokens("u", 1234567)], base=base))["line_items"]
     assert (line["quantity"], line["total"]) == ("1.24", "124")
+
+
+COMMIT = """    commits:
+      - name: Prepaid
+        product: prepaid
+        type: PREPAID
+        access_schedule: [{amount: 1500, starting_at: 2026-01-01, ending_before: 2027-01-01}]
+        invoice_schedule: [{timestamp: 2026-03-05, amount: 1500}]
+        applicable_product_tags: [api]
+"""
+
+
+def test_prepaid_commit_pays_usage_and_carries_over(tmp_path: Path) -> None:
+    """A 1,500 prepaid commit on api products. March: 10 calls = 1,000, paid in full (balance 500).
+    April: 8 calls = 800, 500 paid, 300 due. The commit itself is invoiced on March 5."""
+    events = [CALL] * 10 + [{**CALL, "timestamp": "2026-04-03T00:00:00Z"}] * 8
+    result = run(
+        tmp_path,
+        contract(FLAT_CALLS, COMMIT),
+        events,
+        period=(MARCH[0], datetime(2026, 5, 1, tzinfo=UTC)),
+    )
+    march, scheduled, april = (i.as_dict() for i in result.invoices)
+    assert [(x["type"], x["name"], x["total"]) for x in march["line_items"]] == [
+        ("usage", "calls", "1000"),
+        ("applied", "Prepaid", "-1000"),
+    ]
+    assert (march["subtotal"], march["total"]) == ("1000", "0")
+    assert (scheduled["type"], scheduled["id"], scheduled["total"]) == (
+        "SCHEDULED",
+        "acme-c-20260305-scheduled",
+        "1500",
+    )
+    assert scheduled["line_items"][0]["type"] == "commit"
+    assert [(x["type"], x["total"]) for x in april["line_items"]] == [("usage", "800"), ("applied", "-500")]
+    assert april["total"] == "300"
+
+
+def test_credit_then_commit_order_and_applicability(tmp_path: Path) -> None:
+    """A credit of 300 with priority 1 on calls, a commit of 1,500 on api products (priority 2):
+    the credit pays first (300 of 1,000), the commit the remaining 700. lm4 (125) is paid by neither."""
+    extra = (
+        COMMIT.replace(
+            "applicable_product_tags: [api]", "applicable_product_tags: [api]\n        priority: 2"
+        )
+        + """    credits:
+      - name: Launch credit
+        product: prepaid
+        access_schedule: [{amount: 300, starting_at: 2026-03-01, ending_before: 2026-04-01}]
+        applicable_product_ids: [calls]
+        priority: 1
+"""
+    )
+    rates = FLAT_CALLS + "\n      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 50}"
+    invoice = usage_invoice(run(tmp_path, contract(rates, extra), [CALL] * 10 + [tokens("u", 2_500_000)]))
+    assert [(x["type"], x["name"], x["total"]) for x in invoice["line_items"]] == [
+        ("usage", "calls", "1000"),
+        ("usage", "langModel4 tokens", "125"),
+        ("applied", "Launch credit", "-300"),
+        ("applied", "Prepaid", "-700"),
+    ]
+    assert (invoice["subtotal"], invoice["total"]) == ("1125", "125")
+
+
+def test_postpaid_commit_true_up(tmp_path: Path) -> None:
+    """A 2,000 minimum for March: usage of 1,000 is billed, and the 1,000 left is a true-up."""
+    extra = """    commits:
+      - product: prepaid
+        type: POSTPAID
+        access_schedule: [{amount: 2000, starting_at: 2026-03-01, ending_before: 2026-04-01}]
+"""
+    invoice = usage_invoice(run(tmp_path, contract(FLAT_CALLS, extra), [CALL] * 10))
+    assert [(x["type"], x["total"]) for x in invoice["line_items"]] == [
+        ("usage", "1000"),
+        ("true_up", "1000"),
+    ]
+    assert invoice["total"] == "2000"
+
+
+def test_scheduled_charges_and_status(tmp_path: Path) -> None:
+    """Scheduled charges fall on SCHEDULED invoices at their instants; with --as-of on March 20
+    the March 10 one is FINALIZED, the March 25 one and the March period are DRAFT."""
+    extra = """    scheduled_charges:
+      - product: onboarding
+        schedule: [{timestamp: 2026-03-10, amount: 250.5}, {timestamp: "2026-03-25T09:30:00Z", amount: 100}]
+"""
+    result = run(tmp_path, contract(FLAT_CALLS, extra), [], as_of=datetime(2026, 3, 20, tzinfo=UTC))
+    shown = [(i.id, i.type, i.status, str(i.total)) for i in result.invoices]
+    assert shown == [
+        ("acme-c-20260301", "USAGE", "DRAFT", "0"),
+        ("acme-c-20260310-scheduled", "SCHEDULED", "FINALIZED", "251"),  # 250.5 rounded half up
+        ("acme-c-20260325T093000-scheduled", "SCHEDULED", "DRAFT", "100"),
+    ]
+
+
+def test_zero_lines_for_entitled_products_and_skip_zero(tmp_path: Path) -> None:
+    """calls has no usage: a zero line; units_by_region (priced by region) shows none."""
+    rates = (
+        FLAT_CALLS
+        + "\n      - {product: units_by_region, starting_at: 2026-01-01, rate_type: FLAT, price: 7}"
+    )
+    invoice = usage_invoice(run(tmp_path, contract(rates), []))
+    assert [(x["product_id"], x["quantity"], x["unit_price"], x["total"]) for x in invoice["line_items"]] == [
+        ("calls", "0", "100", "0")
+    ]
+    assert usage_invoice(run(tmp_path / "skip", contract(rates), [], skip_zero=True))["line_items"] == []
+
+
+def test_dimensional_pricing_and_unpriced_values(tmp_path: Path) -> None:
+    """units priced per region: us at 2, eu at 3; apac has no rate and is reported, not dropped."""
+    rates = "\n".join(
+        [
+            "      - {product: units_by_region, starting_at: 2026-01-01, rate_type: FLAT, price: 2, pricing_group_values: {region: us}}",
+            "      - {product: units_by_region, starting_at: 2026-01-01, rate_type: FLAT, price: 3, pricing_group_values: {region: eu}}",
+        ]
+    )
+    events = [
+        {"event_type": "unit", "properties": {"region": r, "n": n}}
+        for r, n in (("us", 10), ("eu", 5), ("apac", 4))
+    ]
+    result = run(tmp_path, contract(rates), events)
+    lines = usage_invoice(result)["line_items"]
+    assert [(x["pricing_group_values"], x["total"]) for x in lines] == [
+        ({"region": "eu"}, "15"),
+        ({"region": "us"}, "20"),
+    ]
+    (item,) = result.unpriced
+    assert (item.product_id, item.group_values, item.quantity) == (
+        "units_by_region",
+        (("region", "apac"),),
+        Decimal(4),
+    )
+    assert item.reason == "no rate for these pricing group values"
+
+
+def test_invoice_runs_partition_periods(tmp_path: Path) -> None:
+    """A period is invoiced by the run in which it starts, whole: a contract on the 15th is
+    invoiced March 15 – April 15 by the March run, and its March 1–15 events belong to the
+    February run (outside_run here)."""
+    spec = contract(
+        FLAT_CALLS, "    usage_statement_schedule: {frequency: MONTHLY, day: CONTRACT_START}", "2026-01-15"
+    )
+    events = [
+        {**CALL, "timestamp": t}
+        for t in ("2026-03-02T00:00:00Z", "2026-03-20T00:00:00Z", "2026-04-10T00:00:00Z")
+    ]
+    result = run(tmp_path, spec, events)
+    invoice = usage_invoice(result)
+    assert (invoice["start_timestamp"], invoice["end_timestamp"], invoice["total"]) == (
+        "2026-03-15T00:00:00Z",
+        "2026-04-15T00:00:00Z",
+        "200",
+    )
+    assert invoice["status"] == "DRAFT"  # the period ends after the run (the default as-of)
+    assert (result.ledger.buckets["rated"], result.ledger.buckets["outside_run"]) == (2, 1)
