@@ -7,13 +7,14 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from pricing import api
@@ -21,11 +22,13 @@ from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
+from pricing.engine.invoices import InvoiceRun
 from pricing.engine.meter import ENGINES, USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError
 from pricing.files import write_atomic, write_text_atomic
+from pricing.money import text as money_text
 from pricing.report import FORMATS, FORMATTERS, format_text
 
 T = TypeVar("T")
@@ -244,3 +247,105 @@ def explain(spec: Path, events: tuple[str, ...], start: str, end: str) -> None:
     project = _load(spec)
     lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
     click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi), spec))
+
+
+def _run_range(
+    period: str | None, start: str | None, end: str | None, project: Project
+) -> tuple[datetime, datetime]:
+    """--period YYYY-MM (that month in the project timezone), or --start and --end."""
+    if period is not None:
+        if start is not None or end is not None:
+            raise click.UsageError("give --period or --start/--end, not both")
+        try:
+            first = date.fromisoformat(f"{period}-01")
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"'{period}' is not a month such as 2026-03", param_hint="--period"
+            ) from exc
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        return (
+            _instant(first.isoformat(), project, "--period"),
+            _instant(following.isoformat(), project, "--period"),
+        )
+    if start is None or end is None:
+        raise click.UsageError("give --period YYYY-MM, or both --start and --end")
+    return _instant(start, project, "--start"), _instant(end, project, "--end")
+
+
+def _summary(run: InvoiceRun) -> Table:
+    table = Table(title=f"{len(run.invoices)} invoices for {run.report()['customers']} customers")
+    table.add_column("currency")
+    table.add_column("invoices", justify="right")
+    table.add_column("total (minor units)", justify="right")
+    for currency, total in run.totals().items():
+        count = sum(1 for i in run.invoices if i.currency == currency)
+        table.add_row(currency, str(count), money_text(total))
+    return table
+
+
+@main.command()
+@_SPEC
+@_EVENTS
+@click.option("--period", help="The month to invoice, YYYY-MM, in the project timezone.")
+@click.option("--start", help="Run start (inclusive), instead of --period.")
+@click.option("--end", help="Run end (exclusive), instead of --period.")
+@click.option(
+    "--as-of", "as_of", help="Issue instant: periods ended by then are FINALIZED (default: run end)."
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for invoices.jsonl and run.json.",
+)
+@click.option("--skip-zero", is_flag=True, help="Leave out lines with zero quantity and zero total.")
+@click.option("--strict", is_flag=True, help="Exit 1 when some usage is unpriced.")
+@click.option(
+    "--engine", type=click.Choice(ENGINES), default="auto", show_default=True, help="Polars engine."
+)
+def invoice(
+    spec: Path,
+    events: tuple[str, ...],
+    period: str | None,
+    start: str | None,
+    end: str | None,
+    as_of: str | None,
+    out: Path,
+    skip_zero: bool,
+    strict: bool,
+    engine: str,
+) -> None:
+    """Invoice every statement period that starts in the run, and every scheduled charge in it.
+
+    Writes OUT/invoices.jsonl (one invoice per line) and OUT/run.json (ledger, unpriced usage,
+    totals, spec hash) atomically; the same inputs give byte-identical files.
+    """
+    project = _load(spec)
+    lo, hi = _run_range(period, start, end, project)
+    issued = None if as_of is None else _instant(as_of, project, "--as-of")
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("metering and rating", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, description="rating periods", completed=done, total=total)
+
+        result = _guard(
+            lambda: compile_plan(project).invoice(events, lo, hi, issued, skip_zero, engine, advance), spec
+        )
+    write_text_atomic(out / "invoices.jsonl", result.jsonl())
+    write_text_atomic(out / "run.json", json.dumps(result.report(), indent=2, ensure_ascii=False) + "\n")
+    stdout = Console(width=120)
+    stdout.print(_summary(result))
+    stdout.print(_ledger_table(result.ledger))
+    if result.unpriced:
+        shown = f"{len(result.unpriced)} unpriced usage item(s): see {out / 'run.json'}"
+        click.echo(("error: " if strict else "warning: ") + shown, err=True)
+        if strict:
+            raise SystemExit(1)

@@ -10,7 +10,7 @@ access segment. An invoice is FINALIZED when its period ended at or before `as_o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -38,6 +38,7 @@ from pricing.engine.rate import (
 )
 from pricing.money import round_to, text
 
+Progress = Callable[[int, int], None]
 CHARGES = ("usage", "subscription", "composite")  # the lines commits and credits can pay
 LINE_ORDER = {t: i for i, t in enumerate((*CHARGES, "scheduled", "commit", "true_up", "applied"))}
 
@@ -367,7 +368,9 @@ def build_invoices(
     ledger: Ledger,
     as_of: datetime,
     skip_zero: bool = False,
+    progress: Progress | None = None,
 ) -> InvoiceRun:
+    """`progress(done, total)` is called as the invoiced periods are rated."""
     timezone = ZoneInfo(project.manifest.timezone)
     rounding = project.manifest.rounding.value
     usage_of = {
@@ -378,7 +381,10 @@ def build_invoices(
     unbilled = {m.id: metric_usage(rated, m) for m in project.metrics.values()}
     invoices: list[Invoice] = []
     unpriced: list[Unpriced] = []
-    for contract_id, period in calendar.periods():
+    periods = calendar.periods()
+    for done, (contract_id, period) in enumerate(periods):
+        if progress is not None:
+            progress(done, len(periods))
         contract = project.contracts[contract_id]
         billing = products_billing(project, contract)
         lines: list[Line] = []

@@ -13,7 +13,7 @@ from pricing import ir
 from pricing.compiler.link import Project
 from pricing.diagnostics import PricingError, error
 from pricing.engine.calendar import invoice_calendar, usage_calendar
-from pricing.engine.invoices import InvoiceRun, build_invoices, usage_group
+from pricing.engine.invoices import InvoiceRun, Progress, build_invoices, usage_group
 from pricing.engine.meter import (
     SEGMENT,
     Ledger,
@@ -123,9 +123,11 @@ class Plan:
         as_of: datetime | None = None,
         skip_zero: bool = False,
         engine: str = "auto",
+        progress: Progress | None = None,
     ) -> InvoiceRun:
         """The invoices of every statement period starting in [start, end) and of every scheduled
-        charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED."""
+        charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED. `progress(done, total)`
+        is told how many periods are rated."""
         refuse_expressions(self.project)
         project = self.project
         measures = [Measure(m, ()) for m in project.metrics.values()]
@@ -140,7 +142,8 @@ class Plan:
         calendar = invoice_calendar(project, start, end, changes)
         plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine)
         rated, ledger = collect_meter(plan)
-        return build_invoices(project, calendar, rated, ledger, end if as_of is None else as_of, skip_zero)
+        as_of = end if as_of is None else as_of
+        return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress)
 
 
 def refuse_expressions(project: Project) -> None:
