@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/pricing check specs/
-	$(BIN)/pricing usage specs/ --events examples/nimbus/events-2026-03.jsonl --start 2026-03-01 --end 2026-04-01
+	$(BIN)/pricing invoice specs/ --events examples/nimbus/events-2026-q1.jsonl --start 2026-01-01 --end 2026-04-01 --out out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_usage.py --events 1000000 --events 10000000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -24,6 +24,7 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 def assert_golden(path: Path, actual: str, update: bool) -> None:
     """Compare `actual` with the golden file at `path`, or rewrite it under --update-goldens."""
     if update or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual, encoding="utf-8")
         if not update:
             pytest.fail(f"{path} did not exist; written — review it and commit it")

@@ -1,11 +1,12 @@
-"""Regenerate events-2026-03.jsonl, the bundled sample for specs/ (deterministic: seed 2026).
+"""Regenerate events-2026-q1.jsonl, the bundled sample for specs/ (deterministic: seed 2026).
 
     python examples/nimbus/generate.py [OUT]
 
-About 3,000 March 2026 events exercising every metric of specs/: Nimbus Large tokens in three
-regions, Nimbus Small per user, embeddings (some on the free legacy model), storage snapshots
-per bucket, fine-tuning jobs; sent by customer id and by ingest alias; with a few duplicates,
-an unknown customer, events from February and April, and broken rows for the ledger to show.
+About 3,500 events from January to March 2026, from each customer's contract start, exercising
+every metric of specs/: Nimbus Large tokens in three regions, Nimbus Small per user, embeddings
+(some on the free legacy model), storage snapshots per bucket, fine-tuning jobs; sent by customer
+id and by ingest alias; with a few duplicates, an unknown customer, an event before a contract,
+events from December and April, and broken rows for the ledger to show.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-OUT = Path(__file__).with_name("events-2026-03.jsonl")
+OUT = Path(__file__).with_name("events-2026-q1.jsonl")
 SENDERS = {
     "acme": ["acme", "acme-prod", "acme-staging"],
     "globex": ["globex", "globex-eu"],
@@ -24,7 +25,13 @@ SENDERS = {
     "umbrella": ["umbrella"],
 }
 USERS = {c: [f"{c}-user-{i}" for i in range(1, 4)] for c in SENDERS}
-MARCH = datetime(2026, 3, 1, tzinfo=UTC)
+STARTS = {
+    "acme": datetime(2026, 1, 1, tzinfo=UTC),
+    "globex": datetime(2026, 2, 15, tzinfo=UTC),
+    "initech": datetime(2026, 3, 10, tzinfo=UTC),
+    "umbrella": datetime(2026, 1, 1, tzinfo=UTC),
+}
+END = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 def main(out: Path = OUT) -> None:
@@ -42,12 +49,15 @@ def main(out: Path = OUT) -> None:
             }
         )
 
-    def instant() -> datetime:
-        return MARCH + timedelta(seconds=rnd.randrange(31 * 86400))
-
     for customer in SENDERS:
+        start = STARTS[customer]
+        days = (END - start).days
+
+        def instant() -> datetime:
+            return start + timedelta(seconds=rnd.randrange(days * 86400))  # noqa: B023
+
         regions = ["us"] if customer == "initech" else ["us", "eu", "apac"]
-        for _ in range(500):
+        for _ in range(days * 6):
             event(
                 customer,
                 "language_model",
@@ -58,7 +68,7 @@ def main(out: Path = OUT) -> None:
                 input_tokens=rnd.randrange(200, 40_000),
                 output_tokens=rnd.randrange(50, 8_000),
             )
-        for _ in range(150):
+        for _ in range(days * 2):
             tokens = rnd.randrange(100, 20_000)
             event(
                 customer,
@@ -69,60 +79,57 @@ def main(out: Path = OUT) -> None:
                 user_id=rnd.choice(USERS[customer]),
                 total_tokens=tokens,
             )
-        for _ in range(60):
+        for _ in range(days):
             model = rnd.choice(["embed-v3", "embed-v3", "embed-legacy"])
             event(customer, "embedding", instant(), model=model, tokens=rnd.randrange(1_000, 200_000))
-        for day in range(1, 32, 3):
+        for day in range(0, days, 4):
             for bucket in ("docs", "support"):
                 gigabytes = f"{rnd.randrange(100, 90_000) / 100:.2f}"
                 event(
                     customer,
                     "storage_snapshot",
-                    MARCH + timedelta(days=day - 1, hours=12),
+                    start + timedelta(days=day, hours=12),
                     bucket=bucket,
                     gigabytes=gigabytes,
                 )
-        for _ in range(12):
+        for _ in range(days // 6):
             event(customer, "fine_tune", instant(), status=rnd.choice(["succeeded", "succeeded", "failed"]))
 
-    # What the ledger is for: outside the month, an unknown sender, a bad number, duplicates.
+    # What the ledger is for: outside the run, before a contract, an unknown sender, a bad
+    # number, a metric-less event type, duplicates.
+    for at in (datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC), END):
+        event(
+            "acme",
+            "language_model",
+            at,
+            model="nimbus-large",
+            region="us",
+            input_tokens=1000,
+            output_tokens=10,
+        )
     event(
-        "acme",
+        "initech",
         "language_model",
-        datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 3, 5, tzinfo=UTC),
         model="nimbus-large",
         region="us",
-        input_tokens=1000,
-        output_tokens=10,
+        input_tokens=700,
+        output_tokens=70,
     )
+    march = datetime(2026, 3, 3, 9, tzinfo=UTC)
     event(
-        "acme",
-        "language_model",
-        datetime(2026, 4, 1, tzinfo=UTC),
-        model="nimbus-large",
-        region="us",
-        input_tokens=1000,
-        output_tokens=10,
-    )
-    event(
-        "hooli",
-        "language_model",
-        instant(),
-        model="nimbus-large",
-        region="us",
-        input_tokens=5,
-        output_tokens=5,
+        "hooli", "language_model", march, model="nimbus-large", region="us", input_tokens=5, output_tokens=5
     )
     event(
         "globex",
         "language_model",
-        instant(),
+        march,
         model="nimbus-large",
         region="eu",
         input_tokens="12k",
         output_tokens=100,
     )
-    event("umbrella", "page_view", instant(), path="/pricing")
+    event("umbrella", "page_view", march, path="/pricing")
     rows.sort(key=lambda r: str(r["timestamp"]))
     rows += [dict(r) for r in rnd.sample(rows, 5)]  # resent: duplicates of earlier transactions
     lines = [json.dumps(r, separators=(",", ":")) for r in rows]
