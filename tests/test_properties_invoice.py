@@ -1,0 +1,213 @@
+"""Hypothesis: rating against a unit-by-unit reference; invoices add up, grow with usage and do
+not depend on how the events are split into files."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pricing
+from pricing import ir
+from pricing.diagnostics import Span
+from pricing.engine.rate import NO_MULTIPLIER, charge
+
+MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+SPAN = Span("t", 1, 1, 1, 2)
+
+prices = st.integers(min_value=0, max_value=50).map(Decimal)
+tier_lists = st.lists(
+    st.tuples(st.integers(min_value=1, max_value=6).map(Decimal), prices), min_size=0, max_size=3
+).flatmap(lambda bounded: prices.map(lambda last: [*bounded, (None, last)]))
+
+
+def make_price(kind: str, tiers: list[tuple[Decimal | None, Decimal]], package: int) -> ir.Price:
+    return ir.Price(
+        SPAN,
+        ir.RateType(kind),
+        tiers[0][1] if kind in ("FLAT", "PACKAGE") else None,
+        tuple(ir.Tier(SPAN, size, price) for size, price in tiers) if kind in ("TIERED", "VOLUME") else (),
+        None,
+        Decimal(package) if kind == "PACKAGE" else None,
+        Decimal(1),
+        ir.BillingFrequency.MONTHLY,
+        True,
+    )
+
+
+def unit_price(tiers: list[tuple[Decimal | None, Decimal]], unit: int) -> Decimal:
+    """The price of the unit-th unit (0-based), walking the tiers."""
+    start = 0
+    for size, price in tiers:
+        if size is None or unit < start + size:
+            return price
+        start += int(size)
+    raise AssertionError("the last tier is unbounded")
+
+
+def reference_total(
+    kind: str, tiers: list[tuple[Decimal | None, Decimal]], package: int, used: int, q: int
+) -> Decimal:
+    """Charges of units used+1 … used+q, written the slow, obvious way."""
+    if kind == "FLAT":
+        return tiers[0][1] * q
+    if kind == "TIERED":
+        return sum((unit_price(tiers, u) for u in range(used, used + q)), Decimal(0))
+    if kind == "VOLUME":  # all q units at the price of the tier holding the last unit
+        return unit_price(tiers, used + q - 1) * q if q else Decimal(0)
+    started = -(-(used + q) // package) - -(-used // package)  # packages started by these units
+    return tiers[0][1] * started
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["FLAT", "TIERED", "VOLUME", "PACKAGE"]),
+    tiers=tier_lists,
+    package=st.integers(min_value=1, max_value=7),
+    used=st.integers(min_value=0, max_value=20),
+    q=st.integers(min_value=0, max_value=20),
+)
+def test_charge_equals_the_unit_by_unit_reference(
+    kind: str, tiers: list[tuple[Decimal | None, Decimal]], package: int, used: int, q: int
+) -> None:
+    got = charge(make_price(kind, tiers, package), NO_MULTIPLIER, Decimal(used), Decimal(q))
+    assert got.amount == reference_total(kind, tiers, package, used, q)
+    assert sum((t.subtotal for t in got.tiers), Decimal(0)) in (got.amount, Decimal(0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(tiers=tier_lists, a=st.integers(min_value=0, max_value=30), b=st.integers(min_value=0, max_value=30))
+def test_more_usage_never_lowers_a_graduated_charge(
+    tiers: list[tuple[Decimal | None, Decimal]], a: int, b: int
+) -> None:
+    price = make_price("TIERED", tiers, 1)
+    low, high = sorted((a, b))
+    assert (
+        charge(price, NO_MULTIPLIER, Decimal(0), Decimal(low)).amount
+        <= charge(price, NO_MULTIPLIER, Decimal(0), Decimal(high)).amount
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tiers=tier_lists, used=st.integers(min_value=0, max_value=20), q=st.integers(min_value=0, max_value=20)
+)
+def test_a_split_segment_costs_the_same(
+    tiers: list[tuple[Decimal | None, Decimal]], used: int, q: int
+) -> None:
+    """Tiers continue across segments: F(used) + (F(used + q) − F(used)) = F(used + q)."""
+    price = make_price("TIERED", tiers, 1)
+    whole = charge(price, NO_MULTIPLIER, Decimal(0), Decimal(used + q)).amount
+    first = charge(price, NO_MULTIPLIER, Decimal(0), Decimal(used)).amount
+    assert first + charge(price, NO_MULTIPLIER, Decimal(used), Decimal(q)).amount == whole
+
+
+SPEC = """
+metrics:
+  calls:
+    event_type_filter: {{in_values: [call]}}
+    property_filters: [{{name: user, exists: true}}]
+    aggregation_type: SUM
+    aggregation_key: n
+    group_keys: [[user]]
+products:
+  calls: {{type: usage, billable_metric: calls, presentation_group_key: [user]}}
+customers:
+  c1: {{}}
+  c2: {{ingest_aliases: [c2-alias]}}
+rate_cards:
+  card:
+    rates:
+      - {{product: calls, starting_at: 2026-01-01, rate_type: TIERED, tiers: [{tiers}]}}
+contracts:
+  c1-2026: {{customer: c1, rate_card: card, starting_at: 2026-01-01}}
+  c2-2026: {{customer: c2, rate_card: card, starting_at: 2026-01-01}}
+"""
+
+events = st.lists(
+    st.fixed_dictionaries(
+        {
+            "customer_id": st.sampled_from(["c1", "c2", "c2-alias"]),
+            "user": st.sampled_from(["u1", "u2", "u3"]),
+            "n": st.decimals(min_value=0, max_value=100, places=2).map(str),
+            "day": st.integers(min_value=1, max_value=31),
+        }
+    ),
+    max_size=25,
+)
+fractional_tiers = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=60).map(Decimal),
+        st.decimals(min_value=0, max_value=5, places=3),
+    ),
+    max_size=3,
+).flatmap(
+    lambda bounded: st.decimals(min_value=0, max_value=5, places=3).map(lambda last: [*bounded, (None, last)])
+)
+
+
+def write_events(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "transaction_id": row["id"],
+                    "customer_id": row["customer_id"],
+                    "event_type": "call",
+                    "timestamp": f"2026-03-{row['day']:02d}T08:00:00Z",
+                    "properties": {"user": row["user"], "n": row["n"]},
+                }
+            )
+            + "\n"
+            for row in rows
+        ),
+        encoding="utf-8",
+    )
+
+
+def graduated(tiers: list[tuple[Decimal | None, Decimal]], quantity: Decimal) -> Decimal:
+    """A graduated charge the obvious way: fill each tier in turn."""
+    total, left = Decimal(0), quantity
+    for size, price in tiers:
+        part = left if size is None else min(left, size)
+        total += part * price
+        left -= part
+    return total
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=events, tiers=fractional_tiers)
+def test_invoices_equal_the_reference_and_ignore_file_splits(
+    rows: list[dict[str, Any]], tiers: list[tuple[Decimal | None, Decimal]]
+) -> None:
+    rows = [{**row, "id": f"t{i}"} for i, row in enumerate(rows)]
+    shown = ", ".join(f"{{size: {s}, price: {p}}}" if s is not None else f"{{price: {p}}}" for s, p in tiers)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
+        (root / "spec.yaml").write_text(SPEC.format(tiers=shown), encoding="utf-8")
+        write_events(root / "all.jsonl", rows)
+        write_events(root / "a.jsonl", rows[: len(rows) // 2])
+        write_events(root / "b.jsonl", rows[len(rows) // 2 :])
+        plan = pricing.compile(pricing.load(root))
+        whole = plan.invoice([str(root / "all.jsonl")], *MARCH)
+        split = plan.invoice([str(root / "a.jsonl"), str(root / "b.jsonl")], *MARCH)
+    assert whole.jsonl() == split.jsonl()
+    usage: dict[tuple[str, str], Decimal] = {}
+    for row in rows:
+        customer = "c1" if row["customer_id"] == "c1" else "c2"  # c2-alias is c2
+        usage[(customer, row["user"])] = usage.get((customer, row["user"]), Decimal(0)) + Decimal(row["n"])
+    expected = {"c1": Decimal(0), "c2": Decimal(0)}
+    for (customer, _user), quantity in usage.items():
+        expected[customer] += graduated(tiers, quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert {i.customer_id: i.total for i in whole.invoices} == expected
+    for invoice in whole.invoices:
+        lines = invoice.as_dict()["line_items"]
+        assert isinstance(lines, list)
+        assert invoice.total == sum(Decimal(line["total"]) for line in lines)
