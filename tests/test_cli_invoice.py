@@ -1,0 +1,119 @@
+"""`pricing invoice` as finance runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pricing.cli import main
+from tests.conftest import CASES, REPO
+
+SPECS = str(REPO / "specs")
+EVENTS = str(CASES / "meter" / "mixed.jsonl")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_month_writes_invoices_and_run_report(tmp_path: Path) -> None:
+    code, out, err = run("invoice", SPECS, "--events", EVENTS, "--period", "2026-03", "--out", str(tmp_path))
+    assert code == 0, err
+    invoices = [json.loads(line) for line in (tmp_path / "invoices.jsonl").read_text().splitlines()]
+    # acme, umbrella (monthly from the 1st) and initech (from March 10) start a period in March;
+    # globex's quarter started on February 15, so another run invoices it.
+    assert [i["id"] for i in invoices] == [
+        "acme-2026-20260301",
+        "initech-2026-20260310",
+        "umbrella-2025-20260301",
+    ]
+    assert [i["status"] for i in invoices] == ["FINALIZED", "DRAFT", "FINALIZED"]
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["invoices"] == 3
+    assert report["ledger"]["rows"] == 13 == sum(report["ledger"]["buckets"].values())
+    assert report["totals"] == {"USD": str(sum(int(i["total"]) for i in invoices))}
+    assert report["start"] == "2026-03-01T00:00:00Z"
+    assert report["as_of"] == "2026-04-01T00:00:00Z"
+    assert "3 invoices for 3 customers" in out
+    assert "event ledger: 13 rows" in out
+
+
+def test_same_inputs_give_byte_identical_outputs(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        code, _, _ = run(
+            "invoice",
+            SPECS,
+            "--events",
+            EVENTS,
+            "--start",
+            "2026-03-01",
+            "--end",
+            "2026-04-01",
+            "--out",
+            str(tmp_path / name),
+        )
+        assert code == 0
+    for file in ("invoices.jsonl", "run.json"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def test_as_of_makes_periods_draft(tmp_path: Path) -> None:
+    code, _, _ = run(
+        "invoice",
+        SPECS,
+        "--events",
+        EVENTS,
+        "--period",
+        "2026-03",
+        "--as-of",
+        "2026-03-20",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0
+    statuses = {json.loads(line)["status"] for line in (tmp_path / "invoices.jsonl").read_text().splitlines()}
+    assert statuses == {"DRAFT"}
+
+
+def test_strict_fails_on_unpriced_usage(tmp_path: Path) -> None:
+    """In March umbrella fine-tunes without entitlement and initech sends embeddings and
+    fine-tuning jobs that its card does not price: reported, and an error under --strict."""
+    events = str(REPO / "examples" / "nimbus" / "events-2026-q1.jsonl")
+    args = ["invoice", SPECS, "--events", events, "--period", "2026-03", "--out", str(tmp_path)]
+    code, _, err = run(*args)
+    assert code == 0
+    assert "warning: 3 unpriced usage item(s)" in err
+    code, _, err = run(*args, "--strict")
+    assert code == 1
+    assert "error: 3 unpriced usage item(s)" in err
+    unpriced = json.loads((tmp_path / "run.json").read_text())["unpriced"]
+    assert {(u["contract_id"], u["product_id"], u["reason"]) for u in unpriced} >= {
+        ("umbrella-2025", "fine_tuning", "not entitled")
+    }
+
+
+def test_bad_run_arguments_are_usage_errors(tmp_path: Path) -> None:
+    code, _, err = run("invoice", SPECS, "--events", EVENTS, "--period", "March", "--out", str(tmp_path))
+    assert code == 2
+    assert "'March' is not a month such as 2026-03" in err
+    code, _, err = run("invoice", SPECS, "--events", EVENTS, "--out", str(tmp_path))
+    assert code == 2
+    assert "give --period YYYY-MM, or both --start and --end" in err
+    code, _, err = run(
+        "invoice",
+        SPECS,
+        "--events",
+        EVENTS,
+        "--period",
+        "2026-03",
+        "--start",
+        "2026-03-01",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 2
+    assert "give --period or --start/--end, not both" in err
+    assert not (tmp_path / "invoices.jsonl").exists()
