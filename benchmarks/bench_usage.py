@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -110,6 +111,11 @@ def run_pricing(spec: Path, events: Path) -> pl.DataFrame:
 
 
 def run_polars(spec: Path, events: Path) -> pl.DataFrame:
+    return polars_usage_plan(events).collect(engine="streaming")
+
+
+def polars_usage_plan(events: Path) -> pl.LazyFrame:
+    """The metering query: one row per customer, metric and group, as a lazy Polars plan."""
     aliases = pl.LazyFrame(
         {
             "key": [f"cust{i}" for i in range(CUSTOMERS)] + [f"alias{i}" for i in range(CUSTOMERS)],
@@ -148,10 +154,17 @@ def run_polars(spec: Path, events: Path) -> pl.DataFrame:
                 "quantity",
             )
         )
-    return pl.concat(parts).collect(engine="streaming")
+    return pl.concat(parts)
 
 
 def run_duckdb(spec: Path, events: Path) -> pl.DataFrame:
+    con = duckdb_connection()
+    rows = [(c, m, g, str(q)) for c, m, g, q in con.execute(duckdb_usage_sql(events)).fetchall()]
+    return pl.DataFrame(rows, schema=["customer_id", "metric_id", "group_values", "quantity"], orient="row")
+
+
+def duckdb_connection() -> Any:
+    """DuckDB on 2 threads with the alias table loaded."""
     import duckdb
 
     con = duckdb.connect()
@@ -162,6 +175,11 @@ def run_duckdb(spec: Path, events: Path) -> pl.DataFrame:
         [(f"cust{i}", f"cust{i}") for i in range(CUSTOMERS)]
         + [(f"alias{i}", f"cust{i}") for i in range(CUSTOMERS)],
     )
+    return con
+
+
+def duckdb_usage_sql(events: Path) -> str:
+    """The metering query: one row per customer, metric and group, as DuckDB SQL."""
     selects = []
     for mid, etype, model, agg, key, group in METRICS:
         where = f"event_type = '{etype}'" + (f" AND \"properties.model\" = '{model}'" if model else "")
@@ -171,15 +189,13 @@ def run_duckdb(spec: Path, events: Path) -> pl.DataFrame:
         selects.append(
             f"SELECT customer AS customer_id, '{mid}' AS metric_id, {gcol} AS group_values, CAST({value} AS DECIMAL(38, 18)) AS quantity FROM ev WHERE {where} GROUP BY {gby}"
         )
-    sql = f"""
+    return f"""
     WITH numbered AS (SELECT *, row_number() OVER () AS rn FROM read_parquet('{events}')),
     firsts AS (SELECT * FROM numbered QUALIFY row_number() OVER (PARTITION BY transaction_id ORDER BY rn) = 1),
     ev AS (SELECT f.*, a.customer FROM firsts f JOIN aliases a ON f.customer_id = a.key
            WHERE timestamp >= TIMESTAMPTZ '2026-03-01 00:00:00+00' AND timestamp < TIMESTAMPTZ '2026-04-01 00:00:00+00')
     {" UNION ALL ".join(selects)}
     """
-    rows = [(c, m, g, str(q)) for c, m, g, q in con.execute(sql).fetchall()]
-    return pl.DataFrame(rows, schema=["customer_id", "metric_id", "group_values", "quantity"], orient="row")
 
 
 ENGINES = {"pricing usage": run_pricing, "hand-written Polars": run_polars, "DuckDB SQL": run_duckdb}

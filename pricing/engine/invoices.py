@@ -179,11 +179,11 @@ def product_usage(
     return found
 
 
-def metric_usage(rated: pl.DataFrame, metric: ir.Metric) -> list[tuple[str, datetime, datetime, Decimal]]:
-    """A metric's quantity per (contract, period): for usage that no product of a contract bills."""
-    keys = ["contract_id", "period_start", "period_end"]
+def metric_usage(rated: pl.DataFrame, metric: ir.Metric) -> dict[tuple[str, datetime], Decimal]:
+    """A metric's quantity per (contract, period start): for usage no product of a contract bills."""
+    keys = ["contract_id", "period_start"]
     table = aggregate(rated.lazy(), metric, keys, ()).collect()
-    return [(c, lo, hi, Decimal(str(q))) for c, lo, hi, _m, _g, q in table.iter_rows()]
+    return {(c, lo): Decimal(str(q)) for c, lo, _m, _g, q in table.iter_rows()}
 
 
 # ---------------------------------------------------------------- commits and credits
@@ -394,24 +394,14 @@ def build_invoices(
                 rating = usage_lines(project, contract, product, period, usage, rounding)
                 lines += rating.lines
                 unpriced += rating.unpriced
-        for metric_id, rows in sorted(unbilled.items()):
-            if metric_id in billing:
-                continue
-            unpriced += [
-                Unpriced(
-                    contract.customer.id,
-                    contract_id,
-                    None,
-                    metric_id,
-                    lo,
-                    hi,
-                    (),
-                    q,
-                    "no product on the contract bills this metric",
+        for metric_id, quantities in sorted(unbilled.items()):
+            quantity = quantities.get((contract_id, period[0]))
+            if metric_id not in billing and quantity is not None:
+                reason = "no product on the contract bills this metric"
+                item = Unpriced(
+                    contract.customer.id, contract_id, None, metric_id, *period, (), quantity, reason
                 )
-                for c, lo, hi, q in rows
-                if c == contract_id and lo == period[0]
-            ]
+                unpriced.append(item)
         lines += subscription_lines(project, contract, period, rounding)
         lines += composite_lines(project, contract, period, lines, rounding)
         if skip_zero:
@@ -430,12 +420,17 @@ def build_invoices(
                 project.spec_hash,
             )
         )
+    of_contract: dict[str, list[Invoice]] = {}
+    for usage_invoice in invoices:  # in period order per contract: calendar.periods() is sorted
+        of_contract.setdefault(usage_invoice.contract_id, []).append(usage_invoice)
     final: list[Invoice] = []
     for contract in sorted(project.contracts.values(), key=lambda c: c.id):
-        own = sorted((i for i in invoices if i.contract_id == contract.id), key=lambda i: i.start)
-        final += [
-            replace(i, lines=_sorted(i.lines)) for i in apply_balances(project, contract, own, rounding)
-        ]
+        own = of_contract.get(contract.id, [])
+        if contract.commits or contract.credits:
+            own = [
+                replace(i, lines=_sorted(i.lines)) for i in apply_balances(project, contract, own, rounding)
+            ]
+        final += own
         scheduled: dict[datetime, list[Line]] = {}
         for at, line in _scheduled(project, contract, calendar.start, calendar.end, rounding):
             scheduled.setdefault(at, []).append(line)
