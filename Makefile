@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_usage.py --events 1000000 --events 10000000
+	$(BIN)/python benchmarks/bench_invoice.py --events 1000000 --events 10000000
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis
