@@ -11,19 +11,24 @@ invoice totals of the three are cross-checked.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
-from bench_usage import CUSTOMERS, METRICS, REGIONS, duckdb_connection, duckdb_usage_sql, polars_usage_plan
-from bench_usage import write_events as write_usage_events
+from bench_usage import (
+    CUSTOMERS,
+    METRICS,
+    REGIONS,
+    arguments,
+    duckdb_connection,
+    duckdb_usage_sql,
+    measure,
+    polars_usage_plan,
+)
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
 REGION_PRICES = {
@@ -204,28 +209,12 @@ def child(engine: str, spec: Path, events: Path, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--events", type=int, action="append", help="event counts (default 1,000,000)")
-    parser.add_argument("--data", type=Path, default=Path("benchmarks/data"))
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        engine, spec, events, out = args.child
-        child(engine, Path(spec), Path(events), Path(out))
+    args = arguments(__doc__ or "", child)
+    if args is None:
         return
     spec = args.data / "invoice-spec"
     write_spec(spec)
-    for n in args.events or [1_000_000]:
-        events = args.data / f"events-{n}.parquet"
-        if not events.exists():
-            write_usage_events(events, n)
-        results = {}
-        for engine in ENGINES:
-            out = args.data / "result.json"
-            subprocess.run(
-                [sys.executable, __file__, "--child", engine, str(spec), str(events), str(out)], check=True
-            )
-            results[engine] = json.loads(out.read_text())
+    for n, results in measure(__file__, ENGINES, spec, args.data, args.events):
         reference = results["hand-written Polars"]
         print(f"\n{n:,} events, {len(METRICS)} priced products, {CUSTOMERS:,} customers")
         print(f"{'engine':<22}{'seconds':>9}{'events/s':>14}{'peak MB':>9}  same lines  same totals")

@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -224,29 +225,45 @@ def child(engine: str, spec: Path, events: Path, out: Path) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def arguments(doc: str, child: Callable[[str, Path, Path, Path], None]) -> argparse.Namespace | None:
+    """The command line; in a child process (--child), run the engine and return None."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--events", type=int, action="append", help="event counts (default 1,000,000)")
     parser.add_argument("--data", type=Path, default=Path("benchmarks/data"))
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        engine, spec, events, out = args.child
-        child(engine, Path(spec), Path(events), Path(out))
-        return
-    spec = args.data / "spec"
-    write_spec(spec)
-    for n in args.events or [1_000_000]:
-        events = args.data / f"events-{n}.parquet"
+    if not args.child:
+        return args
+    engine, spec, events, out = args.child
+    child(engine, Path(spec), Path(events), Path(out))
+    return None
+
+
+def measure(
+    script: str, engines: Iterable[str], spec: Path, data: Path, counts: list[int] | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """For each event count, each engine run by `script --child` in its own process."""
+    for n in counts or [1_000_000]:
+        events = data / f"events-{n}.parquet"
         if not events.exists():
             write_events(events, n)
         results = {}
-        for engine in ENGINES:
-            out = args.data / "result.json"
+        for engine in engines:
+            out = data / "result.json"
             subprocess.run(
-                [sys.executable, __file__, "--child", engine, str(spec), str(events), str(out)], check=True
+                [sys.executable, script, "--child", engine, str(spec), str(events), str(out)], check=True
             )
             results[engine] = json.loads(out.read_text())
+        yield n, results
+
+
+def main() -> None:
+    args = arguments(__doc__ or "", child)
+    if args is None:
+        return
+    spec = args.data / "spec"
+    write_spec(spec)
+    for n, results in measure(__file__, ENGINES, spec, args.data, args.events):
         reference = results["hand-written Polars"]["rows"]
         print(f"\n{n:,} events, {len(METRICS)} metrics, {CUSTOMERS:,} customers")
         print(f"{'engine':<22}{'seconds':>9}{'events/s':>14}{'peak MB':>9}  same result")

@@ -12,6 +12,7 @@ from tests.conftest import CASES, REPO
 
 SPECS = str(REPO / "specs")
 EVENTS = str(CASES / "meter" / "mixed.jsonl")
+INVOICE = ["invoice", SPECS, "--events", EVENTS]
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -20,7 +21,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_a_month_writes_invoices_and_run_report(tmp_path: Path) -> None:
-    code, out, err = run("invoice", SPECS, "--events", EVENTS, "--period", "2026-03", "--out", str(tmp_path))
+    code, out, err = run(*INVOICE, "--period", "2026-03", "--out", str(tmp_path))
     assert code == 0, err
     invoices = [json.loads(line) for line in (tmp_path / "invoices.jsonl").read_text().splitlines()]
     # acme, umbrella (monthly from the 1st) and initech (from March 10) start a period in March;
@@ -44,10 +45,7 @@ def test_a_month_writes_invoices_and_run_report(tmp_path: Path) -> None:
 def test_same_inputs_give_byte_identical_outputs(tmp_path: Path) -> None:
     for name in ("a", "b"):
         code, _, _ = run(
-            "invoice",
-            SPECS,
-            "--events",
-            EVENTS,
+            *INVOICE,
             "--start",
             "2026-03-01",
             "--end",
@@ -62,10 +60,7 @@ def test_same_inputs_give_byte_identical_outputs(tmp_path: Path) -> None:
 
 def test_as_of_makes_periods_draft(tmp_path: Path) -> None:
     code, _, _ = run(
-        "invoice",
-        SPECS,
-        "--events",
-        EVENTS,
+        *INVOICE,
         "--period",
         "2026-03",
         "--as-of",
@@ -96,17 +91,14 @@ def test_strict_fails_on_unpriced_usage(tmp_path: Path) -> None:
 
 
 def test_bad_run_arguments_are_usage_errors(tmp_path: Path) -> None:
-    code, _, err = run("invoice", SPECS, "--events", EVENTS, "--period", "March", "--out", str(tmp_path))
+    code, _, err = run(*INVOICE, "--period", "March", "--out", str(tmp_path))
     assert code == 2
     assert "'March' is not a month such as 2026-03" in err
-    code, _, err = run("invoice", SPECS, "--events", EVENTS, "--out", str(tmp_path))
+    code, _, err = run(*INVOICE, "--out", str(tmp_path))
     assert code == 2
     assert "give --period YYYY-MM, or both --start and --end" in err
     code, _, err = run(
-        "invoice",
-        SPECS,
-        "--events",
-        EVENTS,
+        *INVOICE,
         "--period",
         "2026-03",
         "--start",

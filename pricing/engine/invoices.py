@@ -341,24 +341,24 @@ def _scheduled(
     project: Project, contract: ir.Contract, start: datetime, end: datetime, rounding: str
 ) -> Iterator[tuple[datetime, Line]]:
     """Scheduled charges and prepaid commit payments that fall in [start, end)."""
-    for charge in contract.scheduled_charges:
-        product = project.products[charge.product.id]
-        for item in charge.schedule:
+    items: list[tuple[str, ir.Ref, str | None, tuple[ir.ScheduledAmount, ...]]] = [
+        ("scheduled", c.product, c.name, c.schedule) for c in contract.scheduled_charges
+    ]
+    items += [
+        ("commit", c.product, c.name, c.invoice_schedule)
+        for c in contract.commits
+        if c.type is ir.CommitType.PREPAID
+    ]
+    for kind, ref, name, schedule in items:
+        product = project.products[ref.id]
+        for item in schedule:
             if start <= item.timestamp < end:
-                name = charge.name or product.name
                 at = (item.timestamp, item.timestamp)
                 total = round_to(item.amount, 0, rounding)
-                yield item.timestamp, Line("scheduled", product.id, name, *at, Decimal(1), item.amount, total)
-    for commit in contract.commits:
-        if commit.type is not ir.CommitType.PREPAID:
-            continue
-        product = project.products[commit.product.id]
-        for item in commit.invoice_schedule:
-            if start <= item.timestamp < end:
-                name = commit.name or product.name
-                at = (item.timestamp, item.timestamp)
-                total = round_to(item.amount, 0, rounding)
-                yield item.timestamp, Line("commit", product.id, name, *at, Decimal(1), item.amount, total)
+                yield (
+                    item.timestamp,
+                    Line(kind, product.id, name or product.name, *at, Decimal(1), item.amount, total),
+                )
 
 
 def build_invoices(
