@@ -261,6 +261,9 @@ class Charge:
 
 def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: Decimal) -> Charge:
     """The exact charge of quantities [used, used + quantity) of a period."""
+    if price.rate_type is ir.RateType.FLAT and multipliers == NO_MULTIPLIER:
+        unit = _given(price.price)
+        return Charge(ARITHMETIC.multiply(quantity, unit), unit, ())
     with localcontext(ARITHMETIC):
         steps = _tier_pieces(multipliers)
         tiered_override = len(steps) > 1
@@ -343,18 +346,24 @@ def usage_lines(
     by_segment: dict[Period, list[Usage]] = {}
     for item in usage:
         by_segment.setdefault(item.segment, []).append(item)
+    in_force: dict[tuple[datetime, Values], tuple[Terms | None, bool]] = {}
+
+    def terms_of(at: datetime, pricing: Values) -> tuple[Terms | None, bool]:
+        """The terms at `at` for these pricing values, looked up once per segment and values."""
+        if (at, pricing) not in in_force:
+            in_force[(at, pricing)] = terms(contract, product, matching_rate(rates, at, pricing), at)
+        return in_force[(at, pricing)]
+
     for segment in segments(period, card, contract, product):
         rows = sorted(by_segment.get(segment, ()), key=lambda u: u.group_values)
         if not rows and not product.pricing_group_key:
-            rate = matching_rate(rates, segment[0], ())
-            found, entitled = terms(contract, product, rate, segment[0])
+            found, entitled = terms_of(segment[0], ())
             if found is not None and entitled:  # an entitled product shows a line without usage
                 rows = [Usage(segment, (), ZERO)]
         for row in rows:
             presentation, pricing = _split_values(product, row.group_values)
             quantity = convert(product, row.quantity)
-            rate = matching_rate(rates, segment[0], pricing)
-            found, entitled = terms(contract, product, rate, segment[0])
+            found, entitled = terms_of(segment[0], pricing)
             if found is None or not entitled:
                 reason = (
                     "not entitled"
