@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn, TypeVar
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
-from pricing.engine.invoices import InvoiceRun
+from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances
 from pricing.engine.meter import ENGINES, USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
@@ -272,6 +273,13 @@ def _run_range(
     return _instant(start, project, "--start"), _instant(end, project, "--end")
 
 
+def _balances(path: Path) -> dict[BalanceKey, Decimal]:
+    try:
+        return read_balances(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--opening-balances") from exc
+
+
 def _summary(run: InvoiceRun) -> Table:
     table = Table(title=f"{len(run.invoices)} invoices for {run.report()['customers']} customers")
     table.add_column("currency")
@@ -301,6 +309,12 @@ def _summary(run: InvoiceRun) -> Table:
 @click.option("--skip-zero", is_flag=True, help="Leave out lines with zero quantity and zero total.")
 @click.option("--strict", is_flag=True, help="Exit 1 when some usage is unpriced.")
 @click.option(
+    "--opening-balances",
+    "opening",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The previous run's run.json: commits and credits start from what it left.",
+)
+@click.option(
     "--engine", type=click.Choice(ENGINES), default="auto", show_default=True, help="Polars engine."
 )
 def invoice(
@@ -313,6 +327,7 @@ def invoice(
     out: Path,
     skip_zero: bool,
     strict: bool,
+    opening: Path | None,
     engine: str,
 ) -> None:
     """Invoice every statement period that starts in the run, and every scheduled charge in it.
@@ -323,6 +338,7 @@ def invoice(
     project = _load(spec)
     lo, hi = _run_range(period, start, end, project)
     issued = None if as_of is None else _instant(as_of, project, "--as-of")
+    balances = None if opening is None else _balances(opening)
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -337,7 +353,10 @@ def invoice(
             bar.update(task, description="rating periods", completed=done, total=total)
 
         result = _guard(
-            lambda: compile_plan(project).invoice(events, lo, hi, issued, skip_zero, engine, advance), spec
+            lambda: compile_plan(project).invoice(
+                events, lo, hi, issued, skip_zero, engine, advance, balances
+            ),
+            spec,
         )
     write_text_atomic(out / "invoices.jsonl", result.jsonl())
     write_text_atomic(out / "run.json", json.dumps(result.report(), indent=2, ensure_ascii=False) + "\n")

@@ -109,3 +109,37 @@ def test_bad_run_arguments_are_usage_errors(tmp_path: Path) -> None:
     assert code == 2
     assert "give --period or --start/--end, not both" in err
     assert not (tmp_path / "invoices.jsonl").exists()
+
+
+def test_opening_balances_come_from_the_previous_run_report(tmp_path: Path) -> None:
+    events = str(REPO / "examples" / "nimbus" / "events-2026-q1.jsonl")
+    jan, feb = tmp_path / "jan", tmp_path / "feb"
+    assert run("invoice", SPECS, "--events", events, "--period", "2026-01", "--out", str(jan))[0] == 0
+    args = ["invoice", SPECS, "--events", events, "--period", "2026-02", "--out", str(feb)]
+    assert run(*args, "--opening-balances", str(jan / "run.json"))[0] == 0
+    left = {
+        (b["contract_id"], b["kind"]): b["remaining"]
+        for b in json.loads((feb / "run.json").read_text())["balances"]
+    }
+    quarter = tmp_path / "quarter"
+    run(
+        "invoice",
+        SPECS,
+        "--events",
+        events,
+        "--start",
+        "2026-01-01",
+        "--end",
+        "2026-03-01",
+        "--out",
+        str(quarter),
+    )
+    both = {
+        (b["contract_id"], b["kind"]): b["remaining"]
+        for b in json.loads((quarter / "run.json").read_text())["balances"]
+    }
+    assert left == both  # two monthly runs leave what one two-month run leaves
+    (tmp_path / "bad.json").write_text('{"balances": [{"contract_id": "x"}]}')
+    code, _, err = run(*args, "--opening-balances", str(tmp_path / "bad.json"))
+    assert code == 2
+    assert "a balance in the run report is malformed" in err

@@ -530,3 +530,17 @@ def test_invoice_runs_partition_periods(tmp_path: Path) -> None:
     )
     assert invoice["status"] == "DRAFT"  # the period ends after the run (the default as-of)
     assert (result.ledger.buckets["rated"], result.ledger.buckets["outside_run"]) == (2, 1)
+
+
+def test_monthly_runs_carry_balances_forward(tmp_path: Path) -> None:
+    """The prepaid commit case run month by month: March leaves 500 of the 1,500, so April pays
+    300 of its 800 — as the single two-month run does — only when April opens with March's balances."""
+    events = [CALL] * 10 + [{**CALL, "timestamp": "2026-04-03T00:00:00Z"}] * 8
+    spec = contract(FLAT_CALLS, COMMIT)
+    march = run(tmp_path / "march", spec, events)
+    assert [(key[1], key[2], str(left)) for key, left in march.balances] == [("commits", 0, "500")]
+    april = (datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
+    opened = run(tmp_path / "april", spec, events, period=april, opening=dict(march.balances))
+    assert str(usage_invoice(opened)["total"]) == "300"
+    fresh = run(tmp_path / "fresh", spec, events, period=april)
+    assert str(usage_invoice(fresh)["total"]) == "0"  # a full commit again: why the option exists

@@ -10,7 +10,7 @@ access segment. An invoice is FINALIZED when its period ended at or before `as_o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -213,47 +213,61 @@ def _balance_line(item: ir.Commit, kind: str, amount: Decimal, span: Period, pro
     return Line(kind, product.id, name, *span, Decimal(1), amount, amount)
 
 
+BalanceKey = tuple[str, str, int, int]  # contract id, "commits" or "credits", index, access segment
+
+
+def balance_keys(contract: ir.Contract) -> Iterator[tuple[BalanceKey, ir.Commit, ir.AccessSegment]]:
+    for kind, items in (("commits", contract.commits), ("credits", contract.credits)):
+        for i, item in enumerate(items):
+            for s, segment in enumerate(item.access_schedule):
+                yield (contract.id, kind, i, s), item, segment
+
+
 def apply_balances(
-    project: Project, contract: ir.Contract, invoices: list[Invoice], rounding: str
+    project: Project,
+    contract: ir.Contract,
+    invoices: list[Invoice],
+    rounding: str,
+    balance: dict[BalanceKey, Decimal],
 ) -> list[Invoice]:
-    """Draw commits and credits down over the contract's usage invoices, in period order."""
-    items = [*contract.commits, *contract.credits]
-    drawn = [c for c in _commit_order(project, items) if c.type is not ir.CommitType.POSTPAID]
-    minimums = [c for c in items if c.type is ir.CommitType.POSTPAID]
-    balance = {(id(c), i): s.amount for c in items for i, s in enumerate(c.access_schedule)}
+    """Draw commits and credits down over the contract's usage invoices, in period order.
+    `balance` holds what is left of each access segment (of a POSTPAID commit: of its minimum);
+    it is updated in place."""
+    keyed = list(balance_keys(contract))
+    ranked = _commit_order(project, [*contract.commits, *contract.credits])
+    order = {id(item): rank for rank, item in enumerate(ranked)}
+    # prepaid commits and credits in their order, then the POSTPAID minimums
+    keyed.sort(key=lambda k: (k[1].type is ir.CommitType.POSTPAID, order[id(k[1])], k[0][3]))
     result = []
     for invoice in invoices:
         lines = list(invoice.lines)
         owed = {i: line.total for i, line in enumerate(lines) if line.type in CHARGES}
         extra: list[Line] = []
-        for item in [*drawn, *minimums]:
-            for s, segment in enumerate(item.access_schedule):
-                key = (id(item), s)
-                payable = [
-                    i
-                    for i in owed
-                    if _applies(item, project.products[lines[i].product_id])
-                    and segment.starting_at <= lines[i].starting_at < segment.ending_before
-                ]
-                due = sum((owed[i] for i in payable), ZERO)
-                span = (max(segment.starting_at, invoice.start), min(segment.ending_before, invoice.end))
-                if item.type is ir.CommitType.POSTPAID:
-                    balance[key] = max(ZERO, balance[key] - due)
-                    if invoice.start < segment.ending_before <= invoice.end and balance[key] > 0:
-                        extra.append(
-                            _balance_line(item, "true_up", round_to(balance[key], 0, rounding), span, project)
-                        )
-                    continue
-                take = round_to(min(balance[key], due), 0, rounding)
-                if take <= 0:
-                    continue
-                balance[key] -= take
-                left = take
-                for i in payable:
-                    paid = min(left, owed[i])
-                    owed[i] -= paid
-                    left -= paid
-                extra.append(_balance_line(item, "applied", -take, span, project))
+        for key, item, segment in keyed:
+            payable = [
+                i
+                for i in owed
+                if _applies(item, project.products[lines[i].product_id])
+                and segment.starting_at <= lines[i].starting_at < segment.ending_before
+            ]
+            due = sum((owed[i] for i in payable), ZERO)
+            span = (max(segment.starting_at, invoice.start), min(segment.ending_before, invoice.end))
+            if item.type is ir.CommitType.POSTPAID:
+                balance[key] = max(ZERO, balance[key] - due)
+                if invoice.start < segment.ending_before <= invoice.end and balance[key] > 0:
+                    shortfall = round_to(balance[key], 0, rounding)
+                    extra.append(_balance_line(item, "true_up", shortfall, span, project))
+                continue
+            take = round_to(min(balance[key], due), 0, rounding)
+            if take <= 0:
+                continue
+            balance[key] -= take
+            left = take
+            for i in payable:
+                paid = min(left, owed[i])
+                owed[i] -= paid
+                left -= paid
+            extra.append(_balance_line(item, "applied", -take, span, project))
         result.append(replace(invoice, lines=(*lines, *extra)))
     return result
 
@@ -296,6 +310,7 @@ class InvoiceRun:
     start: datetime
     end: datetime
     as_of: datetime
+    balances: tuple[tuple[BalanceKey, Decimal], ...] = ()  # what is left at the end of the run
 
     def line_items(self) -> pl.DataFrame:
         """Every line of the run as a Polars table, exact: quantities and amounts as decimals."""
@@ -331,10 +346,30 @@ class InvoiceRun:
             "totals": {currency: text(total) for currency, total in self.totals().items()},
             "ledger": self.ledger.as_dict(),
             "unpriced": [unpriced_dict(u) for u in self.unpriced],
+            "balances": [
+                {"contract_id": c, "kind": kind, "index": i, "access_segment": s, "remaining": text(left)}
+                for (c, kind, i, s), left in self.balances
+            ],
         }
 
     def jsonl(self) -> str:
         return "".join(json.dumps(inv.as_dict(), ensure_ascii=False) + "\n" for inv in self.invoices)
+
+
+def read_balances(report: Mapping[str, object]) -> dict[BalanceKey, Decimal]:
+    """The closing balances of a run report (run.json), as opening balances for the next run."""
+    items = report.get("balances")
+    if not isinstance(items, list):
+        raise ValueError("the run report has no 'balances' list")
+    try:
+        return {
+            (str(b["contract_id"]), str(b["kind"]), int(b["index"]), int(b["access_segment"])): Decimal(
+                str(b["remaining"])
+            )
+            for b in items
+        }
+    except (KeyError, TypeError, ArithmeticError) as exc:
+        raise ValueError(f"a balance in the run report is malformed: {exc}") from exc
 
 
 def _scheduled(
@@ -369,8 +404,10 @@ def build_invoices(
     as_of: datetime,
     skip_zero: bool = False,
     progress: Progress | None = None,
+    opening: Mapping[BalanceKey, Decimal] | None = None,
 ) -> InvoiceRun:
-    """`progress(done, total)` is called as the invoiced periods are rated."""
+    """`progress(done, total)` is called as the invoiced periods are rated; `opening` gives
+    what was left of commits and credits after an earlier run (default: their full amounts)."""
     timezone = ZoneInfo(project.manifest.timezone)
     rounding = project.manifest.rounding.value
     usage_of = {
@@ -424,12 +461,14 @@ def build_invoices(
     for usage_invoice in invoices:  # in period order per contract: calendar.periods() is sorted
         of_contract.setdefault(usage_invoice.contract_id, []).append(usage_invoice)
     final: list[Invoice] = []
+    balance: dict[BalanceKey, Decimal] = {}
     for contract in sorted(project.contracts.values(), key=lambda c: c.id):
         own = of_contract.get(contract.id, [])
+        for key, _, segment in balance_keys(contract):
+            balance[key] = (opening or {}).get(key, segment.amount)
         if contract.commits or contract.credits:
-            own = [
-                replace(i, lines=_sorted(i.lines)) for i in apply_balances(project, contract, own, rounding)
-            ]
+            drawn = apply_balances(project, contract, own, rounding, balance)
+            own = [replace(i, lines=_sorted(i.lines)) for i in drawn]
         final += own
         scheduled: dict[datetime, list[Line]] = {}
         for at, line in _scheduled(project, contract, calendar.start, calendar.end, rounding):
@@ -461,6 +500,7 @@ def build_invoices(
             u.group_values,
         )
     )
+    closing = tuple(sorted(balance.items()))
     return InvoiceRun(
-        tuple(final), tuple(unpriced), ledger, project.spec_hash, calendar.start, calendar.end, as_of
+        tuple(final), tuple(unpriced), ledger, project.spec_hash, calendar.start, calendar.end, as_of, closing
     )

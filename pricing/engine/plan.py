@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +13,7 @@ from pricing import ir
 from pricing.compiler.link import Project
 from pricing.diagnostics import PricingError, error
 from pricing.engine.calendar import invoice_calendar, usage_calendar
-from pricing.engine.invoices import InvoiceRun, Progress, build_invoices, usage_group
+from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices, usage_group
 from pricing.engine.meter import (
     SEGMENT,
     Ledger,
@@ -124,10 +124,12 @@ class Plan:
         skip_zero: bool = False,
         engine: str = "auto",
         progress: Progress | None = None,
+        opening: Mapping[BalanceKey, Decimal] | None = None,
     ) -> InvoiceRun:
         """The invoices of every statement period starting in [start, end) and of every scheduled
         charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED. `progress(done, total)`
-        is told how many periods are rated."""
+        is told how many periods are rated. `opening`: commit and credit balances left by the
+        previous run (`InvoiceRun.balances`, run.json `balances`); by default they are full."""
         refuse_expressions(self.project)
         project = self.project
         measures = [Measure(m, ()) for m in project.metrics.values()]
@@ -143,7 +145,7 @@ class Plan:
         plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine)
         rated, ledger = collect_meter(plan)
         as_of = end if as_of is None else as_of
-        return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress)
+        return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
 
 
 def refuse_expressions(project: Project) -> None:
