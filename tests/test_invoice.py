@@ -544,3 +544,14 @@ def test_monthly_runs_carry_balances_forward(tmp_path: Path) -> None:
     assert str(usage_invoice(opened)["total"]) == "300"
     fresh = run(tmp_path / "fresh", spec, events, period=april)
     assert str(usage_invoice(fresh)["total"]) == "0"  # a full commit again: why the option exists
+
+
+def test_line_items_as_a_polars_frame(tmp_path: Path) -> None:
+    spec = contract("      - {product: lm4, starting_at: 2024-01-01T00:00:00Z, rate_type: FLAT, price: 50}")
+    result = run(tmp_path, spec, [tokens("johndoe", 5_000_000), tokens("janedoe", 5_500_000)])
+    frame = result.line_items()
+    assert frame.select("invoice_id", "product_id", "quantity", "total").rows() == [
+        ("acme-c-20260301", "lm4", Decimal("5.5"), Decimal(275)),
+        ("acme-c-20260301", "lm4", Decimal(5), Decimal(250)),
+    ]
+    assert str(frame.schema["total"]) == "Decimal(precision=38, scale=18)"
