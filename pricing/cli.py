@@ -14,6 +14,7 @@ from typing import NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
+from babel.numbers import format_currency, get_currency_precision
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -285,9 +286,13 @@ def _summary(run: InvoiceRun) -> Table:
     table.add_column("currency")
     table.add_column("invoices", justify="right")
     table.add_column("total (minor units)", justify="right")
+    table.add_column("total", justify="right")
     for currency, total in run.totals().items():
         count = sum(1 for i in run.invoices if i.currency == currency)
-        table.add_row(currency, str(count), money_text(total))
+        major = total.scaleb(-get_currency_precision(currency))
+        table.add_row(
+            currency, str(count), money_text(total), format_currency(major, currency, locale="en_US")
+        )
     return table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -39,6 +40,8 @@ def test_a_month_writes_invoices_and_run_report(tmp_path: Path) -> None:
     assert report["start"] == "2026-03-01T00:00:00Z"
     assert report["as_of"] == "2026-04-01T00:00:00Z"
     assert "3 invoices for 3 customers" in out
+    major = f"${Decimal(report['totals']['USD']).scaleb(-2):,.2f}"  # minor units (cents) as dollars
+    assert major in out
     assert "event ledger: 13 rows" in out
 
 
