@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -100,10 +100,12 @@ def _active(start: datetime, end: datetime | None, at: datetime) -> bool:
     return start <= at and (end is None or at < end)
 
 
-def targets(override: ir.Override | ir.Commit, product: ir.Product) -> bool:
-    if isinstance(override, ir.Override) and override.product is not None:
-        return override.product.id == product.id
-    return bool(set(override.applicable_product_tags) & set(product.tags))
+def targets(item: ir.Override | ir.Commit, product: ir.Product) -> bool:
+    """An override targets its product, or else products with one of its tags; a commit or
+    credit, products with one of its applicable tags."""
+    if isinstance(item, ir.Override) and item.product is not None:
+        return item.product.id == product.id
+    return bool(set(item.applicable_product_tags) & set(product.tags))
 
 
 def product_rates(card: ir.RateCard, product: ir.Product) -> tuple[ir.Rate, ...]:
@@ -261,9 +263,6 @@ class Charge:
 
 def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: Decimal) -> Charge:
     """The exact charge of quantities [used, used + quantity) of a period."""
-    if price.rate_type is ir.RateType.FLAT and multipliers == NO_MULTIPLIER:
-        unit = _given(price.price)
-        return Charge(ARITHMETIC.multiply(quantity, unit), unit, ())
     with localcontext(ARITHMETIC):
         steps = _tier_pieces(multipliers)
         tiered_override = len(steps) > 1
@@ -409,11 +408,10 @@ def usage_lines(
 
 
 def _local_span(lo: datetime, hi: datetime, timezone: ZoneInfo) -> Decimal:
-    """Wall-clock seconds from lo to hi in the project timezone: a day is a day across DST."""
-    seconds = (
-        hi.astimezone(timezone).replace(tzinfo=None) - lo.astimezone(timezone).replace(tzinfo=None)
-    ).total_seconds()
-    return Decimal(int(seconds))
+    """Wall-clock microseconds from lo to hi in the project timezone (a day is a day across
+    DST), counted exactly: no float on the way to a proration factor."""
+    delta = hi.astimezone(timezone).replace(tzinfo=None) - lo.astimezone(timezone).replace(tzinfo=None)
+    return Decimal(delta // timedelta(microseconds=1))
 
 
 def subscription_lines(project: Project, contract: ir.Contract, period: Period, rounding: str) -> list[Line]:
