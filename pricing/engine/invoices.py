@@ -415,15 +415,21 @@ def build_invoices(
         for p in sorted(project.products.values(), key=lambda p: p.id)
         if p.type is ir.ProductType.USAGE and p.billable_metric is not None
     }
-    unbilled = {m.id: metric_usage(rated, m) for m in project.metrics.values()}
+    periods = calendar.periods()
+    billing_of = {c: products_billing(project, project.contracts[c]) for c in {c for c, _ in periods}}
+    # metrics that some invoiced contract bills with no product: their usage is reported unpriced
+    unbilled = {
+        m.id: metric_usage(rated, m)
+        for m in project.metrics.values()
+        if any(m.id not in billing for billing in billing_of.values())
+    }
     invoices: list[Invoice] = []
     unpriced: list[Unpriced] = []
-    periods = calendar.periods()
     for done, (contract_id, period) in enumerate(periods):
         if progress is not None:
             progress(done, len(periods))
         contract = project.contracts[contract_id]
-        billing = products_billing(project, contract)
+        billing = billing_of[contract_id]
         lines: list[Line] = []
         for _metric, products in sorted(billing.items()):
             for product in products:
