@@ -282,7 +282,7 @@ def _balances(path: Path) -> dict[BalanceKey, Decimal]:
 
 
 def _summary(run: InvoiceRun) -> Table:
-    table = Table(title=f"{len(run.invoices)} invoices for {run.report()['customers']} customers")
+    table = Table(title=f"{len(run.invoices)} invoices for {run.customers} customers")
     table.add_column("currency")
     table.add_column("invoices", justify="right")
     table.add_column("total (minor units)", justify="right")
@@ -364,7 +364,7 @@ def invoice(
             spec,
         )
     write_text_atomic(out / "invoices.jsonl", result.jsonl())
-    write_text_atomic(out / "run.json", json.dumps(result.report(), indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / "run.json", result.report_json())
     stdout = Console(width=120)
     stdout.print(_summary(result))
     stdout.print(_ledger_table(result.ledger))

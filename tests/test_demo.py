@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import runpy
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,8 +48,7 @@ def test_demo_invoice_run_is_the_golden_and_adds_up(
     quarter = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
     run = pricing.compile(pricing.load("specs")).invoice(["examples/nimbus/events-2026-q1.jsonl"], *quarter)
     assert_golden(CASES / "demo" / "invoices.jsonl", run.jsonl(), update_goldens)
-    report = json.dumps(run.report(), indent=2, ensure_ascii=False) + "\n"
-    assert_golden(CASES / "demo" / "run.json", report, update_goldens)
+    assert_golden(CASES / "demo" / "run.json", run.report_json(), update_goldens)
     assert run.ledger.buckets["outside_run"] == 2  # the last second of 2025, the first of April
     assert run.ledger.rows == sum(run.ledger.buckets.values())
     for invoice in run.invoices:

@@ -328,6 +328,10 @@ class InvoiceRun:
         money = [c for c in ("quantity", "unit_price", "total") if c in frame.columns]
         return frame.with_columns(pl.col(c).cast(QUANTITY) for c in money)
 
+    @property
+    def customers(self) -> int:
+        return len({inv.customer_id for inv in self.invoices})
+
     def totals(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
         for inv in self.invoices:
@@ -342,7 +346,7 @@ class InvoiceRun:
             "end": instant(self.end),
             "as_of": instant(self.as_of),
             "invoices": len(self.invoices),
-            "customers": len({inv.customer_id for inv in self.invoices}),
+            "customers": self.customers,
             "totals": {currency: text(total) for currency, total in self.totals().items()},
             "ledger": self.ledger.as_dict(),
             "unpriced": [unpriced_dict(u) for u in self.unpriced],
@@ -351,6 +355,10 @@ class InvoiceRun:
                 for (c, kind, i, s), left in self.balances
             ],
         }
+
+    def report_json(self) -> str:
+        """run.json as written: indented, UTF-8, one trailing newline."""
+        return json.dumps(self.report(), indent=2, ensure_ascii=False) + "\n"
 
     def jsonl(self) -> str:
         return "".join(json.dumps(inv.as_dict(), ensure_ascii=False) + "\n" for inv in self.invoices)
