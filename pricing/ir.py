@@ -160,10 +160,12 @@ class PropertyFilter(Located):
 
 @dataclass(frozen=True, slots=True)
 class Expression(Located):
-    """An expression (§8): its source text and its AST."""
+    """An expression (§8): its source text, its AST, and the string literals it compares with
+    `timestamp`, read as instants in the project timezone."""
 
     text: str
     ast: Node
+    instants: tuple[tuple[str, datetime], ...]
 
 
 @dataclass(frozen=True, slots=True)

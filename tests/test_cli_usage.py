@@ -128,21 +128,6 @@ def test_invalid_utf8_in_csv_is_still_accounted_for(tmp_path: Path) -> None:
     assert (buckets["rated"], buckets["unknown_customer"]) == (1, 1)  # "m\ufffdller" is no customer
 
 
-def test_metric_expressions_are_refused_not_ignored(tmp_path: Path) -> None:
-    (tmp_path / "pricing.yaml").write_text("version: 1\nname: T\n")
-    (tmp_path / "spec.yaml").write_text(
-        'metrics:\n  m:\n    aggregation_type: COUNT\n    filter: region == "us"\n'
-        "products:\n  p: {type: usage, billable_metric: m}\n"
-    )
-    code, _, err = run("usage", str(tmp_path), "--events", EVENTS, *MARCH)
-    assert code == 1
-    assert err.startswith(
-        f"{tmp_path.as_posix()}/spec.yaml:4:13: error[E901]: metric 'm' uses filter:, "
-        "which metering cannot evaluate yet;"
-    )
-    assert ' 4 |     filter: region == "us"\n' in err
-
-
 def test_empty_usage_csv_still_has_the_header() -> None:
     args = ["--events", EVENTS, "--start", "2025-01-01", "--end", "2025-02-01", "--format", "csv"]
     code, out, _ = run("usage", SPECS, *args)

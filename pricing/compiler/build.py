@@ -22,7 +22,9 @@ from babel.numbers import list_currencies
 from pricing import ir
 from pricing.compiler.source import Document, JsonPath
 from pricing.diagnostics import Diagnostic, Span, did_you_mean, error
+from pricing.expr.ast import Literal, Pos
 from pricing.expr.parser import ExpressionSyntaxError, parse
+from pricing.expr.types import check
 from pricing.ir import Kind
 
 DEFAULT_CURRENCY = "USD"
@@ -249,12 +251,26 @@ def _metric(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: st
         if text is None:
             return None
         span = ctx.span((*path, key))
+
+        def at(pos: Pos) -> Span:
+            return locate_in_scalar(ctx.document.lines, span, text, pos.line, pos.column)
+
         try:
-            return ir.Expression(span=span, text=text, ast=parse(text))
+            ast = parse(text)
         except ExpressionSyntaxError as exc:
-            where = locate_in_scalar(ctx.document.lines, span, text, exc.line, exc.column)
-            ctx.fail("E601", f"syntax error in {key}: {exc.message}", where)
+            ctx.fail("E601", f"syntax error in {key}: {exc.message}", at(Pos(exc.line, exc.column)))
             return None
+        typing = check(ast, key)
+        for problem in typing.problems:
+            ctx.fail(problem.code, f"{key}: {problem.message}", at(problem.pos))
+        instants = []
+        for literal in sorted(typing.instants):
+            try:
+                instants.append((literal, parse_instant(literal, ctx.timezone)))
+            except ValueError as exc:
+                pos = next(n.pos for n in typing.types if isinstance(n, Literal) and n.value == literal)
+                ctx.fail("E606", f"{key}: '{literal}' is not a timestamp: {exc}", at(pos))
+        return ir.Expression(span=span, text=text, ast=ast, instants=tuple(instants))
 
     return ir.Metric(
         **_header(ctx, oid, data, path),

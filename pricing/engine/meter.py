@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
@@ -35,6 +35,9 @@ from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar, Interval
 from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events
+from pricing.expr.ast import properties
+from pricing.expr.lower import Columns, Lowered, lower
+from pricing.expr.types import check
 from pricing.money import plain
 
 SCALE = 18  # decimal places kept for event quantities: exact for every value written with fewer
@@ -98,6 +101,8 @@ def lower_filter(metric: ir.Metric) -> pl.Expr:
             conditions.append(value.is_in(list(f.in_values)))
         if f.not_in_values is not None:
             conditions.append(value.is_null() | ~value.is_in(list(f.not_in_values)))
+    if metric.filter is not None:
+        conditions.append(pl.col(FILTERED + metric.id))
     if not conditions:
         return pl.lit(True)
     return pl.all_horizontal(conditions).fill_null(False)
@@ -107,16 +112,65 @@ def needs_number(metric: ir.Metric) -> bool:
     return metric.aggregation_type not in (ir.AggregationType.COUNT, ir.AggregationType.UNIQUE)
 
 
+FILTERED = "f."  # the column holding a metric's `filter` expression: true, or false (never null)
+VALUE = "v."  # the column holding a metric's `value` expression
+
+
+def lower_expression(metric: ir.Metric, role: str) -> Lowered:
+    """A metric's `filter` or `value` as a Polars expression over the scanned events."""
+    expression = metric.filter if role == "filter" else metric.value
+    assert expression is not None
+    typing = check(expression.ast, role)
+    return lower(expression.ast, typing.types, dict(expression.instants), COLUMNS, f"_{role}.{metric.id}.")
+
+
+def value_of(metric: ir.Metric) -> ir.Expression | None:
+    """The metric's `value` expression, unless it counts (COUNT ignores it, warning W503)."""
+    return None if metric.aggregation_type is ir.AggregationType.COUNT else metric.value
+
+
+def source(metric: ir.Metric) -> str:
+    """The column a (non-COUNT) metric aggregates: its value expression, its key as a number,
+    or — for UNIQUE — its key as text."""
+    if value_of(metric) is not None:
+        return VALUE + metric.id
+    key = metric.aggregation_key or ""
+    return NUMBER + key if needs_number(metric) else PREFIX + key
+
+
 def number(name: str) -> pl.Expr:
     """A property read as an exact decimal; null when absent or not a number."""
     return col(name).str.strip_chars().cast(QUANTITY, strict=False)
 
 
+def metric_expressions(metric: ir.Metric) -> list[tuple[str, str]]:
+    """What `pricing explain` shows of a metric: its expressions as written, its compiled
+    predicate (property filters and `filter`) and the compiled value it aggregates."""
+    shown: list[tuple[str, str]] = []
+    predicate = lower_filter(replace(metric, filter=None))
+    if metric.filter is not None:
+        shown.append(("filter", " ".join(metric.filter.text.split())))
+        lowered = lower_expression(metric, "filter")
+        shown += [("let", f"{name} = {expr}") for name, expr in lowered.steps]
+        predicate = predicate & lowered.expr.fill_null(False)
+    shown.append(("predicate", str(predicate)))
+    value = value_of(metric)
+    if value is not None:
+        shown.append(("value", " ".join(value.text.split())))
+        lowered = lower_expression(metric, "value")
+        shown += [("let", f"{name} = {expr}") for name, expr in lowered.steps]
+        compiled = lowered.expr
+    elif metric.aggregation_type is ir.AggregationType.COUNT:
+        compiled = pl.len()
+    else:
+        key = metric.aggregation_key or ""
+        compiled = number(key) if needs_number(metric) else col(key)
+    shown.append(("compiled", str(compiled)))
+    return shown
+
+
 NUMBER = "n."  # the column holding number(name), computed once per run
-
-
-def num(name: str) -> pl.Expr:
-    return pl.col(NUMBER + name)
+COLUMNS = Columns(text=col, number=number, number_type=QUANTITY)
 
 
 def properties_used(measures: Iterable[Measure]) -> set[str]:
@@ -126,6 +180,9 @@ def properties_used(measures: Iterable[Measure]) -> set[str]:
         names.update(m.group)
         if m.metric.aggregation_key:
             names.add(m.metric.aggregation_key)
+        for expression in (m.metric.filter, m.metric.value):
+            if expression is not None:
+                names.update(properties(expression.ast))
     return names
 
 
@@ -249,29 +306,20 @@ def compile_meter(
 ) -> MeterPlan:
     props = properties_used(measures)
     metrics = {m.metric.id: m.metric for m in sorted(measures, key=lambda m: m.metric.id)}
+    filters = {mid: lower_expression(m, "filter") for mid, m in metrics.items() if m.filter}
+    values = {mid: lower_expression(m, "value") for mid, m in metrics.items() if value_of(m)}
     matches = {mid: lower_filter(metric) for mid, metric in metrics.items()}
-    numeric_keys = sorted(
-        {m.aggregation_key for m in metrics.values() if m.aggregation_key and needs_number(m)}
-    )
-    latest_keys = sorted(
-        {
-            m.aggregation_key
-            for m in metrics.values()
-            if m.aggregation_type is ir.AggregationType.LATEST and m.aggregation_key
-        }
-    )
-    unique_keys = sorted(
-        {
-            m.aggregation_key
-            for m in metrics.values()
-            if m.aggregation_type is ir.AggregationType.UNIQUE and m.aggregation_key
-        }
-    )
+    counted = [m for m in metrics.values() if m.aggregation_type is not ir.AggregationType.COUNT]
+    numeric = sorted({source(m) for m in counted if needs_number(m)})
+    numeric_keys = sorted(n.removeprefix(NUMBER) for n in numeric if n.startswith(NUMBER))
+    latest = sorted({source(m) for m in counted if m.aggregation_type is ir.AggregationType.LATEST})
+    unique = sorted({source(m) for m in counted if m.aggregation_type is ir.AggregationType.UNIQUE})
     dims = sorted(
-        {f.name for m in metrics.values() for f in m.property_filters}
-        | {g for m in measures for g in m.group}
+        {PREFIX + f.name for m in metrics.values() for f in m.property_filters}
+        | {PREFIX + g for m in measures for g in m.group}
+        | {FILTERED + mid for mid in filters}
+        | set(unique)
     )
-    dims = sorted(set(dims) | set(unique_keys))
 
     structural = (
         pl.when(pl.col("_malformed").is_not_null())
@@ -287,16 +335,27 @@ def compile_meter(
         .when(pl.col("timestamp").is_null())
         .then(pl.lit("unparseable timestamp"))
     )
+    # A row is invalid for the run when a metric that would count it cannot read it: an
+    # aggregation key that is not a number, or an error in its filter (once its property filters
+    # pass) or in its value (once it matches).
+    errors: list[tuple[pl.Expr, pl.Expr]] = []
+    for mid, metric in metrics.items():
+        if metric.filter is not None:
+            where = pl.lit(f" (metric '{mid}', filter: {metric.filter.text.strip()})")
+            reason = filters[mid].error()
+            errors.append((lower_filter(replace(metric, filter=None)) & reason.is_not_null(), reason + where))
+        if (value := value_of(metric)) is not None:
+            where = pl.lit(f" (metric '{mid}', value: {value.text.strip()})")
+            reason = values[mid].error()
+            errors.append((matches[mid] & reason.is_not_null(), reason + where))
+        elif (key := metric.aggregation_key) is not None and needs_number(metric):
+            text = pl.format(
+                "property '{}' is not a number: '{}' (metric '{}')", pl.lit(key), col(key), pl.lit(mid)
+            )
+            errors.append((matches[mid] & col(key).is_not_null() & pl.col(NUMBER + key).is_null(), text))
     bad_number = pl.lit(None, dtype=pl.String)
-    for mid, metric in reversed(metrics.items()):
-        key = metric.aggregation_key
-        if key is None or not needs_number(metric):
-            continue
-        wrong = matches[mid] & col(key).is_not_null() & num(key).is_null()
-        text = pl.format(
-            "property '{}' is not a number: '{}' (metric '{}')", pl.lit(key), col(key), pl.lit(mid)
-        )
-        bad_number = pl.when(wrong).then(text).otherwise(bad_number)
+    for condition, reason in reversed(errors):
+        bad_number = pl.when(condition).then(reason).otherwise(bad_number)
     any_match = pl.any_horizontal(*matches.values()) if matches else pl.lit(False)
     in_run = (pl.col("timestamp") >= calendar.start) & (pl.col("timestamp") < calendar.end)
     no_contract = pl.col("contract_id").is_null()
@@ -320,7 +379,7 @@ def compile_meter(
     window_start, window_end = _window(pl.col("timestamp"), window, project.manifest.timezone)
     rated = pl.col("_bucket") == "rated"
 
-    rows = (
+    resolved = (
         scan_events(files, props)
         .with_columns(structural.alias("_reason"), _ORDER.alias("_order"))
         # 3. the first valid row of each transaction id, in input order; invalid rows claim none
@@ -338,8 +397,15 @@ def compile_meter(
             pl.col("_lo").is_null()
             | ((pl.col("timestamp") >= pl.col("_lo")) & (pl.col("timestamp") < pl.col("_hi")))
         )
-        .with_columns(
-            num_expr.alias(NUMBER + key) for key, num_expr in ((k, number(k)) for k in numeric_keys)
+        .with_columns(number(k).alias(NUMBER + k) for k in numeric_keys)
+    )
+    # 5. the metrics' expressions: their intermediate columns, then filters and values
+    for lowered in (*filters.values(), *values.values()):
+        resolved = lowered.prepare(resolved)
+    rows = (
+        resolved.with_columns(
+            *(f.expr.fill_null(False).alias(FILTERED + mid) for mid, f in filters.items()),
+            *(v.expr.alias(VALUE + mid) for mid, v in values.items()),
         )
         .with_columns(bad_number.alias("_bad_number"))
         .with_columns(bucket.alias("_bucket"))
@@ -356,41 +422,33 @@ def compile_meter(
         pl.col("_bucket"),
         pl.col("_reason"),
         *(pl.when(rated).then(pl.col(k)).alias(k) for k in (*_KEYS, "event_type")),
-        *(pl.when(rated).then(col(d)).alias(PREFIX + d) for d in dims),
+        *(pl.when(rated).then(pl.col(d)).alias(d) for d in dims),
     ]
     aggs = [
         pl.len().alias("_n"),
         pl.col("_row").max().alias("_last_row"),
         pl.col("_order").filter(pl.col("_bucket") == "invalid").bottom_k(INVALID_EXAMPLES).alias("_examples"),
     ]
-    for key in numeric_keys:
+    for name in numeric:
         aggs += [
-            num(key).sum().alias(f"_sum.{key}"),
-            num(key).max().alias(f"_max.{key}"),
-            num(key).min().alias(f"_min.{key}"),
+            pl.col(name).sum().alias(f"_sum.{name}"),
+            pl.col(name).max().alias(f"_max.{name}"),
+            pl.col(name).min().alias(f"_min.{name}"),
         ]
-    for key in latest_keys:
-        order = ["timestamp", "_order"]
-        present = num(key).is_not_null()
+    order = ["timestamp", "_order"]
+    for name in latest:
+        present = pl.col(name).is_not_null()
         aggs += [
-            num(key)
+            pl.col(column)
             .filter(present)
             .sort_by([pl.col(o).filter(present) for o in order])
             .last()
-            .alias(f"_last.{key}"),
-            pl.col("timestamp")
-            .filter(present)
-            .sort_by([pl.col(o).filter(present) for o in order])
-            .last()
-            .alias(f"_last_ts.{key}"),
-            pl.col("_order")
-            .filter(present)
-            .sort_by([pl.col(o).filter(present) for o in order])
-            .last()
-            .alias(f"_last_order.{key}"),
+            .alias(f"{prefix}.{name}")
+            for column, prefix in ((name, "_last"), ("timestamp", "_last_ts"), ("_order", "_last_order"))
         ]
     frame = rows.group_by(group).agg(aggs)
-    strategy = "pre-aggregated" + (f" (with UNIQUE keys {', '.join(unique_keys)})" if unique_keys else "")
+    distinct = ", ".join(u.removeprefix(PREFIX) for u in unique)
+    strategy = "pre-aggregated" + (f" (with UNIQUE keys {distinct})" if unique else "")
     return MeterPlan(frame, tuple(files), tuple(measures), strategy, *choose_engine(files, engine))
 
 
@@ -405,21 +463,21 @@ def aggregate(
 ) -> pl.LazyFrame:
     """One metric from the pre-aggregated rows: filter its groups, then re-aggregate them by
     `keys` and the `group` properties. Columns: keys, metric_id, group_values (JSON), quantity."""
-    key = metric.aggregation_key or ""
     kind = metric.aggregation_type
+    name = "" if kind is ir.AggregationType.COUNT else source(metric)
     if kind is ir.AggregationType.COUNT:
         quantity = pl.col("_n").sum().cast(QUANTITY)
     elif kind is ir.AggregationType.SUM:
-        quantity = pl.col(f"_sum.{key}").sum()
+        quantity = pl.col(f"_sum.{name}").sum()
     elif kind is ir.AggregationType.MAX:
-        quantity = pl.col(f"_max.{key}").max()
+        quantity = pl.col(f"_max.{name}").max()
     elif kind is ir.AggregationType.MIN:
-        quantity = pl.col(f"_min.{key}").min()
+        quantity = pl.col(f"_min.{name}").min()
     elif kind is ir.AggregationType.UNIQUE:
-        quantity = col(key).drop_nulls().n_unique().cast(QUANTITY)
+        quantity = pl.col(name).drop_nulls().n_unique().cast(QUANTITY)
     else:  # LATEST: the group holding the latest event; ties go to the later row
-        order = [pl.col(f"_last_ts.{key}"), pl.col(f"_last_order.{key}")]
-        quantity = pl.col(f"_last.{key}").sort_by(order).drop_nulls().last()
+        order = [pl.col(f"_last_ts.{name}"), pl.col(f"_last_order.{name}")]
+        quantity = pl.col(f"_last.{name}").sort_by(order).drop_nulls().last()
     return (
         pre.filter(lower_filter(metric))
         .group_by([*keys, *(PREFIX + g for g in group)])

@@ -11,7 +11,6 @@ import polars as pl
 
 from pricing import ir
 from pricing.compiler.link import Project
-from pricing.diagnostics import PricingError, error
 from pricing.engine.calendar import invoice_calendar, usage_calendar
 from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices, usage_group
 from pricing.engine.meter import (
@@ -19,12 +18,9 @@ from pricing.engine.meter import (
     Ledger,
     Measure,
     MeterPlan,
-    col,
     collect_meter,
     compile_meter,
-    lower_filter,
-    needs_number,
-    number,
+    metric_expressions,
     run_meter,
 )
 from pricing.engine.rate import price_changes
@@ -80,7 +76,6 @@ class Plan:
         group_by: Sequence[str] | None = None,
         engine: str = "auto",
     ) -> MeterPlan:
-        refuse_expressions(self.project)
         files = expand(events)
         calendar = usage_calendar(self.project, start, end)
         return compile_meter(self.project, files, self.measures(group_by), calendar, window, engine)
@@ -91,13 +86,10 @@ class Plan:
         lines = [f"strategy: {plan.strategy}", f"engine: {plan.engine} ({plan.engine_reason})", ""]
         for measure in plan.measures:
             metric = measure.metric
-            key = metric.aggregation_key
-            value = number(key) if key and needs_number(metric) else col(key) if key else pl.len()
             grouping = ", ".join(measure.group)
             lines += [
                 f"metric {metric.id}: {metric.aggregation_type.value} grouped by [{grouping}]",
-                f"  predicate: {lower_filter(metric)}",
-                f"  value:     {value}",
+                *(f"  {label + ':':<11}{text}" for label, text in metric_expressions(metric)),
             ]
         return "\n".join([*lines, "", plan.frame.explain()])
 
@@ -130,7 +122,6 @@ class Plan:
         charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED. `progress(done, total)`
         is told how many periods are rated. `opening`: commit and credit balances left by the
         previous run (`InvoiceRun.balances`, run.json `balances`); by default they are full."""
-        refuse_expressions(self.project)
         project = self.project
         measures = [Measure(m, ()) for m in project.metrics.values()]
         for product in project.products.values():
@@ -146,24 +137,6 @@ class Plan:
         rated, ledger = collect_meter(plan)
         as_of = end if as_of is None else as_of
         return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
-
-
-def refuse_expressions(project: Project) -> None:
-    """Metric expressions (`filter:`, `value:`) are not compiled yet: metering a metric without
-    its expression would be silently wrong, so a run that needs one stops with a located error."""
-    diagnostics = [
-        error(
-            "E901",
-            f"metric '{metric.id}' uses {field}:, which metering cannot evaluate yet; "
-            "express it with property_filters and aggregation_key, or remove the metric",
-            expression.span,
-        )
-        for metric in project.metrics.values()
-        for field, expression in (("filter", metric.filter), ("value", metric.value))
-        if expression is not None
-    ]
-    if diagnostics:
-        raise PricingError(diagnostics)
 
 
 def compile(project: Project) -> Plan:

@@ -137,3 +137,19 @@ def unparse(node: Node) -> str:
         keyword = "is not null" if node.negated else "is null"
         return f"{wrap(node.operand, _LEVEL['+'])} {keyword}"
     return f"{node.function}({', '.join(unparse(a) for a in node.args)})"
+
+
+def properties(node: Node) -> set[str]:
+    """The names of the event properties an expression reads."""
+    if isinstance(node, Property):
+        return {node.name}
+    children: tuple[Node, ...] = ()
+    if isinstance(node, Unary):
+        children = (node.operand,)
+    elif isinstance(node, Binary):
+        children = (node.left, node.right)
+    elif isinstance(node, InList | IsNull):
+        children = (node.operand,)
+    elif isinstance(node, Call):
+        children = node.args
+    return set().union(*(properties(c) for c in children))
