@@ -1,6 +1,7 @@
 """A small, obviously correct metering evaluator: one Python loop over the rows, in order.
 
-It shares nothing with the engine but the IR and the statement periods (tested by hand)."""
+It shares nothing with the engine but the IR, the statement periods and the static types of
+expressions (each tested by hand); expressions are evaluated by tests/expr_reference.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from zoneinfo import ZoneInfo
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.periods import statement_periods
+from pricing.expr.types import check
+from tests.expr_reference import Event, evaluate
 
 Row = dict[str, Any]  # transaction_id, customer_id, event_type, timestamp (datetime|None), properties
 
@@ -53,6 +56,33 @@ def matches(metric: ir.Metric, row: Row) -> bool:
     return True
 
 
+def _expression(expression: ir.Expression, role: str, row: Row) -> tuple[Any, list[str]]:
+    texts = {k: as_text(v) for k, v in row["properties"].items()}
+    event = Event(row["event_type"], row["timestamp"], {k: v for k, v in texts.items() if v is not None})
+    typing = check(expression.ast, role)
+    return evaluate(expression.ast, typing.types, dict(expression.instants), event)
+
+
+def judge(metric: ir.Metric, row: Row) -> tuple[bool, str | None, bool]:
+    """Whether `metric` counts `row`, the value it aggregates (as text), and whether the row is
+    invalid for it (its filter or value fails, or its key is not a number)."""
+    if not matches(metric, row):
+        return False, None, False
+    if metric.filter is not None:
+        verdict, errors = _expression(metric.filter, "filter", row)
+        if errors or verdict is not True:
+            return False, None, bool(errors)
+    kind = metric.aggregation_type
+    if kind is ir.AggregationType.COUNT:
+        return True, "1", False
+    if metric.value is not None:
+        value, errors = _expression(metric.value, "value", row)
+        return True, None if value is None else format(value.normalize(), "f"), bool(errors)
+    text = as_text(row["properties"].get(metric.aggregation_key or ""))
+    not_a_number = kind is not ir.AggregationType.UNIQUE and text is not None and as_number(text) is None
+    return True, text, not_a_number
+
+
 def meter(
     project: Project, rows: list[Row], start: datetime, end: datetime
 ) -> tuple[dict[Any, Decimal], dict[str, int]]:
@@ -89,19 +119,11 @@ def meter(
         if period is None:
             buckets["no_contract"] += 1
             continue
-        matched = [m for m in project.metrics.values() if matches(m, row)]
-        numeric = [
-            m
-            for m in matched
-            if m.aggregation_type not in (ir.AggregationType.COUNT, ir.AggregationType.UNIQUE)
-        ]
-        if any(
-            as_text(row["properties"].get(m.aggregation_key or "")) is not None
-            and as_number(as_text(row["properties"][m.aggregation_key or ""]) or "") is None
-            for m in numeric
-        ):
+        verdicts = {m.id: judge(m, row) for m in project.metrics.values()}
+        if any(invalid for _, _, invalid in verdicts.values()):
             buckets["invalid"] += 1
             continue
+        matched = [m for m in project.metrics.values() if verdicts[m.id][0]]
         if not matched:
             buckets["unmatched"] += 1
             continue
@@ -110,8 +132,7 @@ def meter(
             group = tuple(
                 (g, as_text(row["properties"].get(g))) for g in (m.group_keys[0] if m.group_keys else ())
             )
-            key_value = as_text(row["properties"].get(m.aggregation_key or "")) if m.aggregation_key else "1"
-            values[(customer, period, m.id, group)].append((ts, order, key_value or ""))
+            values[(customer, period, m.id, group)].append((ts, order, verdicts[m.id][1] or ""))
     usage: dict[Any, Decimal] = {}
     for (customer, _period, metric_id, group), items in values.items():  # one period per contract in March
         metric = project.metrics[metric_id]

@@ -1,5 +1,6 @@
 """Hypothesis: the fused metering plan equals the row-by-row reference evaluator on generated
-specs and events; shuffling rows or splitting files changes nothing; the ledger adds up."""
+specs (property filters, aggregation keys, `filter:` and `value:` expressions) and events;
+shuffling rows or splitting files changes nothing; the ledger adds up."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ metric_spec = st.fixed_dictionaries(
         "key": st.sampled_from(["v", "w"]),
         "p_filter": st.sampled_from([None, "exists", "in_x", "not_in_y", "absent"]),
         "grouped": st.booleans(),
+        # expressions (spec §8): a filter ANDed with the rest, a value instead of the key
+        "filter": st.sampled_from(
+            [None, "v > 1", 'p in ["x", "2.5"] or w is null', "coalesce(v, 0) + 1 >= w", 'lower(p) != "z"']
+        ),
+        "value": st.sampled_from([None, "v * 2 + 1", "coalesce(v, w, 0)", "v / w", "round(v / 3, 1)"]),
     }
 )
 
@@ -50,7 +56,11 @@ def spec_yaml(metrics: list[dict[str, Any]]) -> str:
         if filters:
             lines.append(f"    property_filters: [{', '.join(filters)}]")
         lines.append(f"    aggregation_type: {m['kind']}")
-        if m["kind"] != "COUNT":
+        if m["filter"]:
+            lines.append(f"    filter: '{m['filter']}'")
+        if m["kind"] != "COUNT" and m["value"]:
+            lines.append(f"    value: {m['value']}")
+        elif m["kind"] != "COUNT":
             lines.append(f"    aggregation_key: {m['key']}")
         if m["grouped"]:
             lines.append("    group_keys: [[p]]")
