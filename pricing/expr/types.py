@@ -206,7 +206,8 @@ class _Checker:
                     self.fail("E602", f"a list mixes {common.value} and {kind.value}", value.pos)
                 common = merged
         if common is not None and operand is not Type.TIMESTAMP and unify(operand, common) is None:
-            self.fail("E602", f"cannot look for {operand.value} in a list of {common.value}s", node.pos)
+            listed = common.value.removeprefix("a ")
+            self.fail("E602", f"cannot look for {operand.value} in a list of {listed}s", node.pos)
         return Type.BOOLEAN
 
     def _call(self, node: Call) -> Type:
@@ -259,7 +260,7 @@ class _Checker:
             if merged is None and common is not None:
                 self.fail("E602", f"coalesce() mixes {common.value} and {kind.value}", arg.pos)
             common = merged
-        return common or Type.NULL
+        return common or Type.ERROR
 
 
 ROLES = {"filter": Type.BOOLEAN, "value": Type.NUMBER}
