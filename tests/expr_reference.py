@@ -148,7 +148,7 @@ class Evaluation:
         name = node.function
         if name == "coalesce":
             kind = self.types[node]
-            values = [self.eval(a, as_ if kind is Type.PROPERTY else kind) for a in node.args]
+            values = [self.eval(a, as_ if kind in (Type.PROPERTY, Type.NULL) else kind) for a in node.args]
             return next((v for v in values if v is not None), None)
         if name in ("lower", "upper"):
             text = self.eval(node.args[0], Type.STRING)

@@ -246,6 +246,9 @@ def test_filters_equal_the_reference(ast: Node, sample: list[Event]) -> None:
     _agree("filter", ast, sample)
 
 
-@pytest.mark.parametrize("text", ["a + null", "coalesce(null, a)"])
-def test_null_literals_take_the_type_of_their_use(text: str) -> None:
-    assert run(text, [ev(a="2")]) == [(None if "+" in text else Decimal(2), None)]
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("a + null", None), ("coalesce(null, a)", Decimal(2)), ("1 + coalesce(null, null)", None)],
+)
+def test_null_literals_take_the_type_of_their_use(text: str, value: Decimal | None) -> None:
+    assert run(text, [ev(a="2")]) == [(value, None)]

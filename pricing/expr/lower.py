@@ -228,7 +228,7 @@ def _(node: Call, state: _Lowering, as_: Type) -> pl.Expr:
     name = node.function
     if name == "coalesce":
         kind = state.types[node]
-        kind = as_ if kind is Type.PROPERTY else kind
+        kind = as_ if kind in (Type.PROPERTY, Type.NULL) else kind
         return pl.coalesce([_lower(a, state, kind) for a in node.args])
     if name in ("lower", "upper"):
         text = _lower(node.args[0], state, Type.STRING)
