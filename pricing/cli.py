@@ -31,6 +31,8 @@ from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError
 from pricing.files import write_atomic, write_text_atomic
 from pricing.money import text as money_text
+from pricing.render.documents import FORMATS as DOCUMENT_FORMATS
+from pricing.render.documents import RenderError, render, render_run
 from pricing.report import FORMATS, FORMATTERS, format_text
 
 T = TypeVar("T")
@@ -322,6 +324,12 @@ def _summary(run: InvoiceRun) -> Table:
 @click.option(
     "--engine", type=click.Choice(ENGINES), default="auto", show_default=True, help="Polars engine."
 )
+@click.option(
+    "--render",
+    "render_formats",
+    callback=lambda _ctx, _param, value: _formats(value) if value else (),
+    help="Also render each invoice as documents: a comma list of html, pdf, md, txt.",
+)
 def invoice(
     spec: Path,
     events: tuple[str, ...],
@@ -334,11 +342,13 @@ def invoice(
     strict: bool,
     opening: Path | None,
     engine: str,
+    render_formats: tuple[str, ...],
 ) -> None:
     """Invoice every statement period that starts in the run, and every scheduled charge in it.
 
     Writes OUT/invoices.jsonl (one invoice per line) and OUT/run.json (ledger, unpriced usage,
-    totals, spec hash) atomically; the same inputs give byte-identical files.
+    totals, spec hash) atomically; the same inputs give byte-identical files. With --render,
+    also OUT/<format>/<invoice id>.<format> for each format.
     """
     project = _load(spec)
     lo, hi = _run_range(period, start, end, project)
@@ -365,6 +375,11 @@ def invoice(
         )
     write_text_atomic(out / "invoices.jsonl", result.jsonl())
     write_text_atomic(out / "run.json", result.report_json())
+    if render_formats:
+        invoices = [i.as_dict() for i in result.invoices]
+        _report_rendered(
+            _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats)), out
+        )
     stdout = Console(width=120)
     stdout.print(_summary(result))
     stdout.print(_ledger_table(result.ledger))
@@ -373,3 +388,59 @@ def invoice(
         click.echo(("error: " if strict else "warning: ") + shown, err=True)
         if strict:
             raise SystemExit(1)
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in value.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in DOCUMENT_FORMATS]
+    if unknown or not formats:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or value!r}: choose from {', '.join(DOCUMENT_FORMATS)}"
+        )
+    return formats
+
+
+def _rendering(action: Callable[[], dict[str, int]]) -> dict[str, int]:
+    try:
+        return action()
+    except RenderError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _report_rendered(written: dict[str, int], out: Path) -> None:
+    counts = ", ".join(f"{count} {fmt}" for fmt, count in written.items())
+    click.echo(f"rendered {counts} into {out}/<format>/", err=True)
+
+
+@main.command("render")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--spec",
+    default=DEFAULT_SPEC,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The spec project: seller, customers and templates/.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="html,md,txt",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _formats(value),
+    help="A comma list of html, pdf, md, txt.",
+)
+def render_command(run_dir: Path, spec: Path, formats: tuple[str, ...]) -> None:
+    """Render the invoices of a run folder (from `pricing invoice --out`) as documents:
+    RUN_DIR/<format>/<invoice id>.<format>."""
+    project = _load(spec)
+    try:
+        recorded = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("spec_hash")
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is not None and recorded != project.spec_hash:
+        click.echo(
+            f"warning: {spec} changed since the run (spec hash {recorded[:12]}, now "
+            f"{project.spec_hash[:12]}): seller, customer details and templates are today's",
+            err=True,
+        )
+    _report_rendered(_rendering(lambda: render(project, run_dir, formats)), run_dir)
