@@ -4,24 +4,33 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean system
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,pdf]'
 	touch $(STAMP)
+
+# The PDF test needs Pango (for WeasyPrint) and pdftoppm: Debian packages, installed when missing.
+SYSTEM_PACKAGES := poppler-utils libpango-1.0-0 libpangoft2-1.0-0
+system:
+	@if ! command -v pdftoppm >/dev/null 2>&1 || ! ldconfig -p | grep -q libpangoft2-1.0; then \
+		echo "installing $(SYSTEM_PACKAGES)"; \
+		apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null); \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/pricing check specs/
-	$(BIN)/pricing invoice specs/ --events examples/nimbus/events-2026-q1.jsonl --start 2026-01-01 --end 2026-04-01 --out out/demo
+	$(BIN)/pricing invoice specs/ --events examples/nimbus/events-2026-q1.jsonl --start 2026-01-01 --end 2026-04-01 --out out/demo --render html,md,txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict pricing
 
-test: lint
+test: lint system
 	$(BIN)/pytest
 
 format: $(STAMP)
