@@ -40,12 +40,11 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
-from pricing import ir
 from pricing.compiler.link import Project
 from pricing.files import write_bytes_atomic, write_text_atomic
 
 FORMATS = ("html", "pdf", "md", "txt")
-TEMPLATES = {"html": "invoice.html", "pdf": "invoice.html", "md": "invoice.md", "txt": "invoice.txt"}
+TEMPLATES = {"html": "invoice.html", "md": "invoice.md", "txt": "invoice.txt"}  # pdf: from the html
 DEFAULT_LOCALE = "en_US"
 DASH = "\u2013"  # between the ends of a range
 
@@ -209,9 +208,7 @@ def document(invoice: Mapping[str, Any], project: Project, as_of: datetime) -> D
     for line in invoice["line_items"]:
         if line["type"] != "applied":
             groups.setdefault((line["product_id"], line["name"]), []).append(line)
-    seller = manifest.seller or ir.Seller(
-        span=manifest.span, name=None, email=None, address=None, tax_id=None
-    )
+    seller = manifest.seller
     return Document(
         id=invoice["id"],
         type=invoice["type"],
@@ -280,7 +277,7 @@ def environment(spec_root: Path | None, kind: str) -> SandboxedEnvironment:
     if spec_root is not None and (spec_root / "templates").is_dir():
         loaders.append(_ProjectLoader(spec_root / "templates"))
     loaders += [builtin, PrefixLoader({"builtin": builtin})]
-    env = SandboxedEnvironment(
+    return SandboxedEnvironment(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         autoescape=kind == "html",
@@ -289,7 +286,6 @@ def environment(spec_root: Path | None, kind: str) -> SandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return env
 
 
 def _where(exc: BaseException) -> str:
