@@ -11,12 +11,15 @@ streaming engine keeps memory bounded:
                partition each day into parts of statement periods and gaps; the event lies in
                exactly one: an uncounted one, or a gap outside the run  → outside_run
                a gap inside the run                                     → no_contract
-5. numbers     a matched metric's aggregation key that is not a number    → invalid (for the run)
+5. numbers     the metrics' `filter:`/`value:` expressions as columns; a matched metric's
+               aggregation key that is not a number, or an error of its expressions
+               (not a number, division by zero, out of range)            → invalid (for the run)
 6. metrics     rows matching no metric                                     → unmatched; else rated
 7. group       one group_by over the bucket, the invalid reason, and — for rated rows — the
-               customer, contract, period, window, event type and every property any metric
-               filters or groups on (UNIQUE keys too), with count, sum, max, min and latest of
-               each numeric key: the pre-aggregation.
+               customer, contract, period, window, event type, every property any metric
+               filters or groups on (UNIQUE keys too) and each `filter:` column, with count,
+               sum, max, min and latest of each numeric key and `value:` column: the
+               pre-aggregation.
 
 Each metric is then a filter and re-aggregation of that small table, and the ledger its sums.
 """
