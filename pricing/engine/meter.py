@@ -39,7 +39,7 @@ from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar, Interval
 from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events
 from pricing.expr.ast import properties
-from pricing.expr.lower import Columns, Lowered, lower
+from pricing.expr.lower import Columns, Lowered, lower, not_a_number
 from pricing.expr.types import check
 from pricing.money import plain
 
@@ -352,10 +352,8 @@ def compile_meter(
             reason = values[mid].error()
             errors.append((matches[mid] & reason.is_not_null(), reason + where))
         elif (key := metric.aggregation_key) is not None and needs_number(metric):
-            text = pl.format(
-                "property '{}' is not a number: '{}' (metric '{}')", pl.lit(key), col(key), pl.lit(mid)
-            )
-            errors.append((matches[mid] & col(key).is_not_null() & pl.col(NUMBER + key).is_null(), text))
+            wrong, reason = not_a_number(key, col(key), pl.col(NUMBER + key))
+            errors.append((matches[mid] & wrong, reason + pl.lit(f" (metric '{mid}')")))
     bad_number = pl.lit(None, dtype=pl.String)
     for condition, reason in reversed(errors):
         bad_number = pl.when(condition).then(reason).otherwise(bad_number)

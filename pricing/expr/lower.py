@@ -130,9 +130,14 @@ def _(node: Property, state: _Lowering, as_: Type) -> pl.Expr:
     if as_ is not Type.NUMBER:
         return text
     number = state.columns.number(node.name)
-    reason = pl.format("property '{}' is not a number: '{}'", pl.lit(node.name), text)
-    state.fail_when(text.is_not_null() & number.is_null(), reason)
+    state.fail_when(*not_a_number(node.name, text, number))
     return number
+
+
+def not_a_number(name: str, text: pl.Expr, number: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(condition, reason) of a property that is present as `text` but not a `number`."""
+    reason = pl.format("property '{}' is not a number: '{}'", pl.lit(name), text)
+    return text.is_not_null() & number.is_null(), reason
 
 
 @_lower.register
@@ -152,16 +157,16 @@ def _arithmetic(op: str, left: pl.Expr, right: pl.Expr, state: _Lowering) -> pl.
     # themselves never leave the decimals.
     left, right = state.bind(left), state.bind(right)
     size_left, size_right = left.cast(pl.Float64).abs(), right.cast(pl.Float64).abs()
+    by_zero = right == 0 if op == "/" else pl.lit(False)
     if op in ("+", "-"):
         too_large = size_left + size_right >= LIMIT
     elif op == "*":
         too_large = size_left * size_right >= LIMIT
     else:
-        by_zero = right == 0
         state.fail_when(left.is_not_null() & by_zero, pl.lit("division by zero"))
         too_large = ~by_zero & (size_left >= LIMIT * size_right)
     state.fail_when(too_large, pl.lit(f"the result of '{op}' is out of range (10^{MAX_EXPONENT} or more)"))
-    fails = state.bind((too_large if op != "/" else too_large | (right == 0)).fill_null(False))
+    fails = state.bind((too_large | by_zero).fill_null(False))
     left = pl.when(fails).then(None).otherwise(left)
     right = pl.when(fails).then(None).otherwise(right)
     operations: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
