@@ -199,48 +199,27 @@ def customers_frame(project: Project) -> pl.LazyFrame:
     return pl.LazyFrame(rows, schema={"_key": pl.String, "_customer": pl.String}, orient="row")
 
 
-def days_frame(project: Project, calendar: Calendar) -> pl.LazyFrame:
-    """For every customer and every UTC day of the calendar, the intervals that partition that
-    day: the calendar's intervals, and gaps with no contract. An event joined on its customer and
-    day matches one or more intervals, and lies in exactly one of them."""
+def pieces_frame(project: Project, calendar: Calendar) -> pl.DataFrame:
+    """Every customer's time from the calendar's first day to its last, cut into pieces: the
+    calendar's intervals and the gaps between them (no contract). `_piece` numbers them."""
     first_day = datetime.combine(calendar.first.date(), time(), UTC)
-    days = [
-        first_day + i * DAY for i in range((calendar.last - first_day + DAY - timedelta.resolution) // DAY)
-    ]
+    last_day = datetime.combine((calendar.last - timedelta.resolution).date(), time(), UTC) + DAY
     intervals_of: dict[str, list[Interval]] = {}
     for interval in calendar.intervals:
         intervals_of.setdefault(interval.customer, []).append(interval)
-    rows = []
+    rows: list[tuple[object, ...]] = []
+    gap = (None, None, None, False)
     for customer in project.customers.values():
-        cover: list[tuple[datetime, datetime, Interval | None]] = []
         cursor = first_day
-        for interval in sorted(intervals_of.get(customer.id, ()), key=lambda i: i.lo):
-            if interval.lo > cursor:
-                cover.append((cursor, interval.lo, None))
-            cover.append((interval.lo, interval.hi, interval))
-            cursor = max(cursor, interval.hi)
-        if cursor < days[-1] + DAY:
-            cover.append((cursor, days[-1] + DAY, None))
-        for day in days:
-            day_number = (day - _EPOCH) // DAY
-            rows += [
-                (
-                    customer.id,
-                    day_number,
-                    lo,
-                    hi,
-                    *(
-                        (None, None, None, False)
-                        if i is None
-                        else (i.contract, i.period[0], i.period[1], i.counted)
-                    ),
-                )
-                for lo, hi, i in cover
-                if lo < day + DAY and hi > day
-            ]
+        for i in sorted(intervals_of.get(customer.id, ()), key=lambda i: i.lo):
+            if i.lo > cursor:
+                rows.append((customer.id, cursor, i.lo, *gap))
+            rows.append((customer.id, i.lo, i.hi, i.contract, *i.period, i.counted))
+            cursor = max(cursor, i.hi)
+        if cursor < last_day:
+            rows.append((customer.id, cursor, last_day, *gap))
     schema: dict[str, pl.DataType] = {
         "_customer": pl.String(),
-        "_day": pl.Int64(),
         "_lo": UTC_TIME,
         "_hi": UTC_TIME,
         "contract_id": pl.String(),
@@ -248,10 +227,28 @@ def days_frame(project: Project, calendar: Calendar) -> pl.LazyFrame:
         "period_end": UTC_TIME,
         "_counted": pl.Boolean(),
     }
-    return pl.LazyFrame(rows, schema=schema, orient="row")
+    return pl.DataFrame(rows, schema=schema, orient="row").with_row_index("_piece")
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+def days_frame(pieces: pl.DataFrame) -> pl.LazyFrame:
+    """The pieces by customer and UTC day (days since the epoch): an event joined on its
+    customer and day matches one or more pieces, and lies in exactly one of them."""
+    days = pl.int_ranges(
+        pl.col("_lo").dt.epoch("d"), (pl.col("_hi") - timedelta.resolution).dt.epoch("d") + 1
+    )
+    return (
+        pieces.lazy()
+        .select(
+            "_piece",
+            "_customer",
+            "_lo",
+            "_hi",
+            "_counted",
+            pl.col("contract_id").is_not_null().alias("_in_contract"),
+            days.alias("_day"),
+        )
+        .explode("_day")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +257,8 @@ class MeterPlan:
     ledger bucket, from which every metric and the ledger are derived."""
 
     frame: pl.LazyFrame
+    pieces: pl.DataFrame  # what the frame's `_piece` stands for: customer, contract, period, bounds
+    window: str
     files: tuple[EventFile, ...]
     measures: tuple[Measure, ...]
     strategy: str
@@ -285,14 +284,19 @@ def choose_engine(files: Sequence[EventFile], engine: str) -> tuple[str, str]:
 SEGMENT = "SEGMENT"  # the calendar's intervals as windows: the parts of a period between price changes
 
 
-def _window(expr: pl.Expr, window: str, timezone: str) -> tuple[pl.Expr, pl.Expr]:
-    if window == SEGMENT:
-        return pl.col("_lo"), pl.col("_hi")
-    every = WINDOWS[window]
-    if every is None:
-        return pl.col("period_start"), pl.col("period_end")
+def _clock_window(expr: pl.Expr, every: str, timezone: str) -> list[pl.Expr]:
+    """An event's HOUR or DAY window on the project's clock, as UTC instants."""
     local = expr.dt.convert_time_zone(timezone).dt.truncate(every)
-    return local.dt.convert_time_zone("UTC"), local.dt.offset_by(every).dt.convert_time_zone("UTC")
+    return [
+        local.dt.convert_time_zone("UTC").alias("window_start"),
+        local.dt.offset_by(every).dt.convert_time_zone("UTC").alias("window_end"),
+    ]
+
+
+def _piece_window(window: str) -> list[pl.Expr]:
+    """A SEGMENT or PERIOD window: the piece's own bounds, or its statement period's."""
+    lo, hi = ("_lo", "_hi") if window == SEGMENT else ("period_start", "period_end")
+    return [pl.col(lo).alias("window_start"), pl.col(hi).alias("window_end")]
 
 
 _ORDER = pl.col("_file").cast(pl.UInt64) * (1 << 32) + pl.col("_row").cast(pl.UInt64)
@@ -359,7 +363,7 @@ def compile_meter(
         bad_number = pl.when(condition).then(reason).otherwise(bad_number)
     any_match = pl.any_horizontal(*matches.values()) if matches else pl.lit(False)
     in_run = (pl.col("timestamp") >= calendar.start) & (pl.col("timestamp") < calendar.end)
-    no_contract = pl.col("contract_id").is_null()
+    no_contract = ~pl.col("_in_contract").fill_null(False)
     bucket = (
         pl.when(pl.col("_reason").is_not_null())
         .then(pl.lit("invalid"))
@@ -377,7 +381,10 @@ def compile_meter(
         .then(pl.lit("unmatched"))
         .otherwise(pl.lit("rated"))
     )
-    window_start, window_end = _window(pl.col("timestamp"), window, project.manifest.timezone)
+    every = WINDOWS.get(window)
+    clock = [] if every is None else _clock_window(pl.col("timestamp"), every, project.manifest.timezone)
+    window_keys = ["window_start", "window_end"] if clock else []
+    pieces = pieces_frame(project, calendar)
     rated = pl.col("_bucket") == "rated"
 
     resolved = (
@@ -393,7 +400,7 @@ def compile_meter(
         # 4. the customer behind an id or alias; its contract and period by customer and day
         .join(customers_frame(project), left_on="customer_id", right_on="_key", how="left")
         .with_columns(pl.col("timestamp").dt.epoch("d").cast(pl.Int64).alias("_day"))
-        .join(days_frame(project, calendar), on=["_customer", "_day"], how="left")
+        .join(days_frame(pieces), on=["_customer", "_day"], how="left")
         .filter(
             pl.col("_lo").is_null()
             | ((pl.col("timestamp") >= pl.col("_lo")) & (pl.col("timestamp") < pl.col("_hi")))
@@ -412,9 +419,7 @@ def compile_meter(
         .with_columns(bucket.alias("_bucket"))
         .with_columns(
             pl.coalesce("_reason", "_bad_number").alias("_reason"),
-            pl.col("_customer").alias("customer_id"),
-            window_start.alias("window_start"),
-            window_end.alias("window_end"),
+            *clock,
         )
     )
     # 8. the pre-aggregation: rows that are not rated collapse to one group per bucket and reason
@@ -422,7 +427,7 @@ def compile_meter(
         pl.col("_file"),
         pl.col("_bucket"),
         pl.col("_reason"),
-        *(pl.when(rated).then(pl.col(k)).alias(k) for k in (*_KEYS, "event_type")),
+        *(pl.when(rated).then(pl.col(k)).alias(k) for k in ("_piece", *window_keys, "event_type")),
         *(pl.when(rated).then(pl.col(d)).alias(d) for d in dims),
     ]
     aggs = [
@@ -430,12 +435,8 @@ def compile_meter(
         pl.col("_row").max().alias("_last_row"),
         pl.col("_order").filter(pl.col("_bucket") == "invalid").bottom_k(INVALID_EXAMPLES).alias("_examples"),
     ]
-    for name in numeric:
-        aggs += [
-            pl.col(name).sum().alias(f"_sum.{name}"),
-            pl.col(name).max().alias(f"_max.{name}"),
-            pl.col(name).min().alias(f"_min.{name}"),
-        ]
+    reduced = {(source(m), m.aggregation_type.value) for m in counted if m.aggregation_type in REDUCE}
+    aggs += [reduction(ir.AggregationType(kind), name) for name, kind in sorted(reduced)]
     order = ["timestamp", "_order"]
     for name in latest:
         present = pl.col(name).is_not_null()
@@ -450,7 +451,22 @@ def compile_meter(
     frame = rows.group_by(group).agg(aggs)
     distinct = ", ".join(u.removeprefix(PREFIX) for u in unique)
     strategy = "pre-aggregated" + (f" (with UNIQUE keys {distinct})" if unique else "")
-    return MeterPlan(frame, tuple(files), tuple(measures), strategy, *choose_engine(files, engine))
+    return MeterPlan(
+        frame, pieces, window, tuple(files), tuple(measures), strategy, *choose_engine(files, engine)
+    )
+
+
+# Aggregations that decompose: the metric reduces the pre-aggregation's column of the same reduction.
+REDUCE = {
+    ir.AggregationType.SUM: pl.Expr.sum,
+    ir.AggregationType.MAX: pl.Expr.max,
+    ir.AggregationType.MIN: pl.Expr.min,
+}
+
+
+def reduction(kind: ir.AggregationType, name: str) -> pl.Expr:
+    """Column `name` reduced by a decomposing aggregation, named `<KIND>.<name>`."""
+    return REDUCE[kind](pl.col(name)).alias(f"{kind.value}.{name}")
 
 
 def _group_json(group: Sequence[str]) -> pl.Expr:
@@ -468,12 +484,8 @@ def aggregate(
     name = "" if kind is ir.AggregationType.COUNT else source(metric)
     if kind is ir.AggregationType.COUNT:
         quantity = pl.col("_n").sum().cast(QUANTITY)
-    elif kind is ir.AggregationType.SUM:
-        quantity = pl.col(f"_sum.{name}").sum()
-    elif kind is ir.AggregationType.MAX:
-        quantity = pl.col(f"_max.{name}").max()
-    elif kind is ir.AggregationType.MIN:
-        quantity = pl.col(f"_min.{name}").min()
+    elif kind in REDUCE:
+        quantity = reduction(kind, f"{kind.value}.{name}")
     elif kind is ir.AggregationType.UNIQUE:
         quantity = pl.col(name).drop_nulls().n_unique().cast(QUANTITY)
     else:  # LATEST: the group holding the latest event; ties go to the later row
@@ -535,7 +547,15 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         InvalidRow(str(reason), names[int(order) >> 32], int(order) & 0xFFFFFFFF)
         for reason, order in examples.iter_rows()
     )
-    return pre.filter(pl.col("_bucket") == "rated"), Ledger(rows, buckets, invalid)
+    rated = (
+        pre.filter(pl.col("_bucket") == "rated")
+        .join(plan.pieces, on="_piece")
+        .with_columns(
+            pl.col("_customer").alias("customer_id"),
+            *([] if WINDOWS.get(plan.window) else _piece_window(plan.window)),
+        )
+    )
+    return rated, Ledger(rows, buckets, invalid)
 
 
 def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
