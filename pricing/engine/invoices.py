@@ -30,6 +30,7 @@ from pricing.engine.rate import (
     Usage,
     Values,
     composite_lines,
+    product_overrides,
     products_billing,
     segments,
     subscription_lines,
@@ -153,14 +154,18 @@ def product_usage(
     assert product.billable_metric is not None
     metric = project.metrics[product.billable_metric.id]
     rows = []
+    # Contracts on one rate card without overrides of the product share their segments.
+    cut: dict[tuple[str, str, Period], list[Period]] = {}
     for interval in calendar.intervals:
         if not interval.counted:
             continue
         contract = project.contracts[interval.contract]
         card = project.rate_cards[contract.rate_card.id]
-        for lo, hi in segments(interval.period, card, contract, product):
-            if lo <= interval.lo < hi:
-                rows.append((interval.contract, interval.lo, lo, hi))
+        own = contract.id if product_overrides(contract, product) else ""
+        key = (card.id, own, interval.period)
+        if key not in cut:
+            cut[key] = segments(interval.period, card, contract, product)
+        rows += [(interval.contract, interval.lo, lo, hi) for lo, hi in cut[key] if lo <= interval.lo < hi]
     instant_type = rated.schema["window_start"]
     schema = {"contract_id": pl.String(), "window_start": instant_type}
     schema |= {"segment_start": instant_type, "segment_end": instant_type}
@@ -172,9 +177,12 @@ def product_usage(
         usage_group(product, metric),
     ).collect()
     found: dict[tuple[str, datetime], list[Usage]] = {}
+    values: dict[str, Values] = {}  # a few distinct group values serve many rows
     for contract_id, period_start, lo, hi, _metric, group, quantity in table.iter_rows():
+        if group not in values:
+            values[group] = _values(group)
         found.setdefault((contract_id, period_start), []).append(
-            Usage((lo, hi), _values(group), Decimal(str(quantity)))
+            Usage((lo, hi), values[group], Decimal(str(quantity)))
         )
     return found
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
+from functools import cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -261,6 +262,23 @@ class Charge:
     tiers: tuple[TierPiece, ...]
 
 
+@cache
+def _pieces(price: ir.Price, multipliers: Multipliers, volume_level: int | None) -> tuple[Piece, ...]:
+    """Unit price × multiplier as pieces of the period's quantity, for a price that is linear
+    in the quantity (all but PACKAGE); a VOLUME price at the tier `volume_level` reached. The
+    same few prices rate every line of a run, so this is worked out once per price."""
+    rate: list[Piece]
+    if volume_level is not None:
+        rate = [(ZERO, None, _tier_pieces([(t.size, t.price) for t in price.tiers])[volume_level - 1][2])]
+    elif price.rate_type is ir.RateType.TIERED:
+        rate = _tier_pieces([(t.size, t.price) for t in price.tiers])
+    else:  # FLAT, PERCENTAGE, SUBSCRIPTION: one price per unit
+        per_unit = price.fraction if price.rate_type is ir.RateType.PERCENTAGE else price.price
+        rate = [(ZERO, None, _given(per_unit))]
+    with localcontext(ARITHMETIC):
+        return tuple(_combine(rate, _tier_pieces(multipliers)))
+
+
 def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: Decimal) -> Charge:
     """The exact charge of quantities [used, used + quantity) of a period."""
     with localcontext(ARITHMETIC):
@@ -283,15 +301,9 @@ def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: D
             )
             return Charge(amount, None if tiered_override else unit * steps[0][2], ())
         volume: tuple[int, Piece] | None = None
-        if price.rate_type is ir.RateType.TIERED:
-            rate = _tier_pieces([(t.size, t.price) for t in price.tiers])
-        elif price.rate_type is ir.RateType.VOLUME:
+        if price.rate_type is ir.RateType.VOLUME:
             volume = _volume_tier(price.tiers, end)
-            rate = [(ZERO, None, volume[1][2])]
-        else:  # FLAT, PERCENTAGE, SUBSCRIPTION: one price per unit
-            per_unit = price.fraction if price.rate_type is ir.RateType.PERCENTAGE else price.price
-            rate = [(ZERO, None, _given(per_unit))]
-        combined = _combine(rate, steps)
+        combined = _pieces(price, multipliers, None if volume is None else volume[0])
         tiers = []
         for level, (lo, hi, unit) in enumerate(combined, 1):
             part = min(end, hi if hi is not None else end) - max(used, lo)
