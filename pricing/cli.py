@@ -25,7 +25,7 @@ from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
 from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances
-from pricing.engine.meter import ENGINES, USAGE_COLUMNS, WINDOWS, Ledger
+from pricing.engine.meter import ENGINES, STRATEGIES, USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError
@@ -184,6 +184,13 @@ _START = click.option(
     "--start", required=True, help="Run start (inclusive): RFC 3339 or a date in the project timezone."
 )
 _END = click.option("--end", required=True, help="Run end (exclusive).")
+_STRATEGY = click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default="auto",
+    show_default=True,
+    help="Metering plan; auto pre-aggregates unless a sample of the events has too many distinct keys.",
+)
 
 
 @main.command()
@@ -200,6 +207,7 @@ _END = click.option("--end", required=True, help="Run end (exclusive).")
     help="Polars engine; auto streams inputs above 1 GiB (see pricing explain).",
 )
 @click.option("--group-by", "group_by", help="Comma-separated properties to group each metric by.")
+@_STRATEGY
 @click.option(
     "--format",
     "fmt",
@@ -225,6 +233,7 @@ def usage(
     window: str,
     engine: str,
     group_by: str | None,
+    strategy: str,
     fmt: str,
     out: Path | None,
     report: Path | None,
@@ -234,7 +243,9 @@ def usage(
     lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
     with _progress("metering events…"):
-        result = _guard(lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine), spec)
+        result = _guard(
+            lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine, strategy), spec
+        )
     _write_usage(result, fmt, out)
     if report is not None:
         write_text_atomic(report, json.dumps(result.report(), indent=2) + "\n")
@@ -246,11 +257,12 @@ def usage(
 @_EVENTS
 @_START
 @_END
-def explain(spec: Path, events: tuple[str, ...], start: str, end: str) -> None:
+@_STRATEGY
+def explain(spec: Path, events: tuple[str, ...], start: str, end: str, strategy: str) -> None:
     """The compiled metering plan: each metric's predicate and value, the strategy, the Polars plan."""
     project = _load(spec)
     lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
-    click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi), spec))
+    click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi, strategy), spec))
 
 
 def _run_range(

@@ -95,7 +95,10 @@ def test_usage_errors_are_messages_not_tracebacks() -> None:
 def test_explain_names_the_strategy_and_predicates() -> None:
     code, out, _ = run("explain", SPECS, "--events", EVENTS, *MARCH)
     assert code == 0
-    assert out.startswith("strategy: pre-aggregated\nengine: in-memory (inputs are 0 MiB, at most 1 GiB)\n")
+    assert out.startswith(
+        "strategy: pre-aggregated (only 13 events in the sample)\n"
+        "engine: in-memory (inputs are 0 MiB, at most 1 GiB)\n"
+    )
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out
     assert out.count("Lines SCAN") == 1

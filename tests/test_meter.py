@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import pricing
-from pricing.engine.meter import quantities
+from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, quantities
 from pricing.engine.plan import compile
 from pricing.engine.scan import EventInputError, expand
 from tests.conftest import CASES, REPO
@@ -20,16 +20,18 @@ MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
 
 
 def usage_of(
-    spec: Path, events: list[str], engine: str = "auto"
+    spec: Path, events: list[str], engine: str = "auto", strategy: str = "auto"
 ) -> tuple[dict[tuple[str, str, str], Decimal], dict[str, int]]:
-    result = compile(pricing.load(spec)).usage(events, *MARCH, engine=engine)
+    result = compile(pricing.load(spec)).usage(events, *MARCH, engine=engine, strategy=strategy)
     table = {(c, m, str(sorted(g.items()))): q for c, _, m, g, q in quantities(result.usage)}
     return table, result.ledger.buckets
 
 
 @pytest.mark.parametrize("engine", ["in-memory", "streaming"])
-def test_every_aggregation_by_hand(engine: str) -> None:
-    table, buckets = usage_of(CASE, [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")], engine)
+@pytest.mark.parametrize("strategy", [PRE_AGGREGATED, PER_METRIC])
+def test_every_aggregation_by_hand(engine: str, strategy: str) -> None:
+    files = [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")]
+    table, buckets = usage_of(CASE, files, engine, strategy)
     assert table == {
         ("acme", "calls", "[]"): Decimal(12),  # c0 to c9, b1 (by alias, last microsecond), x1
         ("acme", "cost", "[]"): Decimal(1),  # ten "0.1" add up to exactly 1; x2 is invalid
@@ -78,13 +80,45 @@ def test_ledger_on_the_bundled_specs() -> None:
     ]
 
 
-def test_one_scan_per_file() -> None:
+@pytest.mark.parametrize("strategy", [PRE_AGGREGATED, PER_METRIC])
+def test_one_scan_per_file(strategy: str) -> None:
     plan = compile(pricing.load(CASE)).compile_usage(
-        [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")], *MARCH
+        [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")], *MARCH, strategy=strategy
     )
     explained = plan.frame.explain()
     assert explained.count("Lines SCAN") == 1  # NDJSON is read line by line
     assert explained.count("Csv SCAN") == 1
+
+
+def test_the_strategy_follows_the_variety_of_keys_in_a_sample(tmp_path: Path) -> None:
+    """Every call by another user: grouping by all keys (the UNIQUE key `user` among them)
+    would keep every event, so each metric is grouped on its own; with ten users, pre-aggregate."""
+    plan = compile(pricing.load(CASE))
+
+    def explained(users: int) -> str:
+        events = tmp_path / f"users-{users}.parquet"
+        pl.DataFrame(
+            {
+                "transaction_id": [str(i) for i in range(20_000)],
+                "customer_id": ["acme"] * 20_000,
+                "event_type": ["call"] * 20_000,
+                "timestamp": ["2026-03-02T10:00:00Z"] * 20_000,
+                "properties.user": [f"u{i % users}" for i in range(20_000)],
+            }
+        ).write_parquet(events)
+        return plan.explain([str(events)], *MARCH).splitlines()[0]
+
+    assert explained(20_000) == (
+        "strategy: per-metric (grouping 20,000 sampled events by all keys keeps 100% of them: "
+        "each metric is grouped by its own keys)"
+    )
+    assert (
+        explained(10)
+        == "strategy: pre-aggregated (grouping 20,000 sampled events by all keys keeps 0% of them)"
+    )
+    table, _ = usage_of(CASE, [str(tmp_path / "users-20000.parquet")])
+    assert table[("acme", "users", "[]")] == Decimal(20_000)
+    assert table[("acme", "calls", "[]")] == Decimal(20_000)
 
 
 def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:

@@ -15,13 +15,18 @@ streaming engine keeps memory bounded:
                aggregation key that is not a number, or an error of its expressions
                (not a number, division by zero, out of range)            → invalid (for the run)
 6. metrics     rows matching no metric                                     → unmatched; else rated
-7. group       one group_by over the bucket, the invalid reason, and — for rated rows — the
-               customer, contract, period, window, event type, every property any metric
-               filters or groups on (UNIQUE keys too) and each `filter:` column, with count,
-               sum, max, min and latest of each numeric key and `value:` column: the
+7. group       one group_by over the file, the bucket, the invalid reason, and — for rated
+               rows — the piece of the calendar (customer, contract, period, segment), the
+               window, event type, every property any metric filters or groups on (UNIQUE keys
+               too) and each `filter:` column, with count and the reductions (sum, max, min,
+               latest) the metrics take of their numeric keys and `value:` columns: the
                pre-aggregation.
 
 Each metric is then a filter and re-aggregation of that small table, and the ledger its sums.
+When a sample of the events shows that grouping by all keys at once would hardly shrink them
+(a high-cardinality key), step 7 is PER_METRIC instead: each rated row is repeated once per
+metric it counts in, tagged with the metric and keeping only that metric's keys, and grouped —
+still one scan and one group_by.
 """
 
 from __future__ import annotations
@@ -253,17 +258,50 @@ def days_frame(pieces: pl.DataFrame) -> pl.LazyFrame:
 
 @dataclass(frozen=True, slots=True)
 class MeterPlan:
-    """The compiled metering plan of a run: one lazy pre-aggregation of the events, keyed by
-    ledger bucket, from which every metric and the ledger are derived."""
+    """The compiled metering plan of a run: one lazy aggregation of the events from which every
+    metric and the ledger are derived. PRE_AGGREGATED: one group per bucket and combination of
+    every key any metric uses; PER_METRIC: one group per bucket, plus each metric's own groups
+    (tagged `_metric`), all from the same scan."""
 
     frame: pl.LazyFrame
     pieces: pl.DataFrame  # what the frame's `_piece` stands for: customer, contract, period, bounds
     window: str
     files: tuple[EventFile, ...]
     measures: tuple[Measure, ...]
-    strategy: str
+    strategy: str  # PRE_AGGREGATED or PER_METRIC
+    strategy_reason: str
     engine: str  # "in-memory" or "streaming"
     engine_reason: str
+
+
+PRE_AGGREGATED, PER_METRIC = "pre-aggregated", "per-metric"
+STRATEGIES = ("auto", PRE_AGGREGATED, PER_METRIC)
+SAMPLE_ROWS = 100_000  # rows read from the first input file to choose the strategy
+SMALL = 10_000  # fewer sampled events than this: either plan takes no time; pre-aggregate
+KEPT_AT_MOST = Decimal("0.5")  # the pre-aggregation must at least halve the sampled rows
+
+
+def choose_strategy(files: Sequence[EventFile], keys: Sequence[str], strategy: str) -> tuple[str, str]:
+    """PRE_AGGREGATED unless the pre-aggregation's keys (customer, event type and every
+    property a metric filters, groups or counts distinct values of) are so varied in a sample of
+    the events that grouping by all of them at once hardly shrinks the events."""
+    if strategy != "auto":
+        return strategy, "chosen with --strategy"
+    if not files:
+        return PRE_AGGREGATED, "no events"
+    sample = scan_events(files[:1], [k.removeprefix(PREFIX) for k in keys]).head(SAMPLE_ROWS)
+    columns = ["customer_id", "event_type", *keys]
+    try:
+        rows, groups = sample.select(pl.len(), pl.struct(columns).n_unique()).collect().row(0)
+    except pl.exceptions.ComputeError:
+        return PRE_AGGREGATED, "the sample could not be read"  # the run itself will say why
+    if rows < SMALL:
+        return PRE_AGGREGATED, f"only {rows:,} events in the sample"
+    kept = Decimal(groups) / Decimal(rows)
+    measured = f"grouping {rows:,} sampled events by all keys keeps {kept:.0%} of them"
+    if kept > KEPT_AT_MOST:
+        return PER_METRIC, f"{measured}: each metric is grouped by its own keys"
+    return PRE_AGGREGATED, measured
 
 
 STREAMING_ABOVE = 1 << 30  # bytes of input files from which the streaming engine is used
@@ -310,6 +348,7 @@ def compile_meter(
     calendar: Calendar,
     window: str = "PERIOD",
     engine: str = "auto",
+    strategy: str = "auto",
 ) -> MeterPlan:
     props = properties_used(measures)
     metrics = {m.metric.id: m.metric for m in sorted(measures, key=lambda m: m.metric.id)}
@@ -319,7 +358,6 @@ def compile_meter(
     counted = [m for m in metrics.values() if m.aggregation_type is not ir.AggregationType.COUNT]
     numeric = sorted({source(m) for m in counted if needs_number(m)})
     numeric_keys = sorted(n.removeprefix(NUMBER) for n in numeric if n.startswith(NUMBER))
-    latest = sorted({source(m) for m in counted if m.aggregation_type is ir.AggregationType.LATEST})
     unique = sorted({source(m) for m in counted if m.aggregation_type is ir.AggregationType.UNIQUE})
     dims = sorted(
         {PREFIX + f.name for m in metrics.values() for f in m.property_filters}
@@ -422,22 +460,69 @@ def compile_meter(
             *clock,
         )
     )
-    # 8. the pre-aggregation: rows that are not rated collapse to one group per bucket and reason
-    group = [
-        pl.col("_file"),
-        pl.col("_bucket"),
-        pl.col("_reason"),
-        *(pl.when(rated).then(pl.col(k)).alias(k) for k in ("_piece", *window_keys, "event_type")),
-        *(pl.when(rated).then(pl.col(d)).alias(d) for d in dims),
-    ]
-    aggs = [
+    # 8. the aggregation: rows that are not rated collapse to one group per bucket and reason
+    outcome = ["_file", "_bucket", "_reason"]
+    ledger = [
         pl.len().alias("_n"),
         pl.col("_row").max().alias("_last_row"),
         pl.col("_order").filter(pl.col("_bucket") == "invalid").bottom_k(INVALID_EXAMPLES).alias("_examples"),
     ]
-    reduced = {(source(m), m.aggregation_type.value) for m in counted if m.aggregation_type in REDUCE}
+    place = ["_piece", *window_keys]
+    chosen, why = choose_strategy(files, [d for d in dims if d.startswith(PREFIX)], strategy)
+    if chosen == PRE_AGGREGATED:
+        group = [
+            *outcome,
+            *(pl.when(rated).then(pl.col(k)).alias(k) for k in (*place, "event_type", *dims)),
+        ]
+        frame = rows.group_by(group).agg(*ledger, *measured(counted))
+    else:
+        # Each row once for the ledger (tagged ""), and once more for every metric it counts in,
+        # keeping only that metric's own keys: still one pass, and one group_by.
+        tags = [pl.lit(""), *(pl.when(rated & matches[mid]).then(pl.lit(mid)) for mid in metrics)]
+        keys: dict[str, set[str]] = {}
+        for m in measures:
+            for g in m.group:
+                keys.setdefault(PREFIX + g, set()).add(m.metric.id)
+        for metric in metrics.values():
+            if metric.aggregation_type is ir.AggregationType.UNIQUE:
+                keys.setdefault(source(metric), set()).add(metric.id)
+        entry = pl.col("_metric") == ""
+        group = [
+            pl.col("_metric"),
+            *(pl.when(entry).then(pl.col(c)).alias(c) for c in outcome),
+            *(pl.when(~entry).then(pl.col(k)).alias(k) for k in place),
+            *(
+                pl.when(pl.col("_metric").is_in(sorted(ids))).then(pl.col(k)).alias(k)
+                for k, ids in sorted(keys.items())
+            ),
+        ]
+        frame = (
+            rows.with_columns(pl.concat_list(tags).list.drop_nulls().alias("_metric"))
+            .explode("_metric")
+            .group_by(group)
+            .agg(*ledger, *measured(counted))
+            .with_columns(pl.when(~entry).then(pl.col("_metric")).alias("_metric"))
+        )
+    return MeterPlan(
+        frame,
+        pieces,
+        window,
+        tuple(files),
+        tuple(measures),
+        chosen,
+        why,
+        *choose_engine(files, engine),
+    )
+
+
+def measured(metrics: Iterable[ir.Metric]) -> list[pl.Expr]:
+    """The aggregations of the metrics' values (COUNT needs none beyond the row count):
+    reductions, the latest value and when it came, and nothing for UNIQUE (a group key)."""
+    aggs = []
+    reduced = {(source(m), m.aggregation_type.value) for m in metrics if m.aggregation_type in REDUCE}
     aggs += [reduction(ir.AggregationType(kind), name) for name, kind in sorted(reduced)]
     order = ["timestamp", "_order"]
+    latest = sorted({source(m) for m in metrics if m.aggregation_type is ir.AggregationType.LATEST})
     for name in latest:
         present = pl.col(name).is_not_null()
         aggs += [
@@ -448,12 +533,7 @@ def compile_meter(
             .alias(f"{prefix}.{name}")
             for column, prefix in ((name, "_last"), ("timestamp", "_last_ts"), ("_order", "_last_order"))
         ]
-    frame = rows.group_by(group).agg(aggs)
-    distinct = ", ".join(u.removeprefix(PREFIX) for u in unique)
-    strategy = "pre-aggregated" + (f" (with UNIQUE keys {distinct})" if unique else "")
-    return MeterPlan(
-        frame, pieces, window, tuple(files), tuple(measures), strategy, *choose_engine(files, engine)
-    )
+    return aggs
 
 
 # Aggregations that decompose: the metric reduces the pre-aggregation's column of the same reduction.
@@ -491,8 +571,10 @@ def aggregate(
     else:  # LATEST: the group holding the latest event; ties go to the later row
         order = [pl.col(f"_last_ts.{name}"), pl.col(f"_last_order.{name}")]
         quantity = pl.col(f"_last.{name}").sort_by(order).drop_nulls().last()
+    # PER_METRIC plans tag each metric's own groups; a pre-aggregation holds the keys to filter on
+    mine = pl.col("_metric") == metric.id if "_metric" in pre.collect_schema() else lower_filter(metric)
     return (
-        pre.filter(lower_filter(metric))
+        pre.filter(mine)
         .group_by([*keys, *(PREFIX + g for g in group)])
         .agg(quantity.alias("quantity"))
         .filter(pl.col("quantity").is_not_null())
@@ -526,10 +608,11 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         paths = ", ".join(f.path.as_posix() for f in plan.files)
         reason = str(exc).strip().splitlines()[0]
         raise EventReadError(f"could not read the events ({paths}): {reason}") from exc
-    counts = dict(pre.group_by("_bucket").agg(pl.col("_n").sum()).iter_rows())
+    counted = pre.filter(pl.col("_bucket").is_not_null())  # (PER_METRIC: not the metrics' groups)
+    counts = dict(counted.group_by("_bucket").agg(pl.col("_n").sum()).iter_rows())
     buckets = {b: int(counts.get(b, 0)) for b in BUCKETS}
     # Rows are numbered from 1 in each file, so a file's last row number is its row count.
-    rows = int(pre.group_by("_file").agg(pl.col("_last_row").max()).get_column("_last_row").sum())
+    rows = int(counted.group_by("_file").agg(pl.col("_last_row").max()).get_column("_last_row").sum())
     if rows != sum(buckets.values()):
         raise AssertionError(f"ledger does not add up: {rows} rows, buckets {buckets}")
     names = {f.index: f.path.as_posix() for f in plan.files}
@@ -547,8 +630,11 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         InvalidRow(str(reason), names[int(order) >> 32], int(order) & 0xFFFFFFFF)
         for reason, order in examples.iter_rows()
     )
+    mine = (
+        pl.col("_bucket") == "rated" if plan.strategy == PRE_AGGREGATED else pl.col("_metric").is_not_null()
+    )
     rated = (
-        pre.filter(pl.col("_bucket") == "rated")
+        pre.filter(mine)
         .join(plan.pieces, on="_piece")
         .with_columns(
             pl.col("_customer").alias("customer_id"),

@@ -75,15 +75,21 @@ class Plan:
         window: str = "PERIOD",
         group_by: Sequence[str] | None = None,
         engine: str = "auto",
+        strategy: str = "auto",
     ) -> MeterPlan:
         files = expand(events)
         calendar = usage_calendar(self.project, start, end)
-        return compile_meter(self.project, files, self.measures(group_by), calendar, window, engine)
+        measures = self.measures(group_by)
+        return compile_meter(self.project, files, measures, calendar, window, engine, strategy)
 
-    def explain(self, events: Iterable[str], start: datetime, end: datetime) -> str:
-        """Each metric's compiled predicate and value, the strategy, and the Polars plan."""
-        plan = self.compile_usage(events, start, end)
-        lines = [f"strategy: {plan.strategy}", f"engine: {plan.engine} ({plan.engine_reason})", ""]
+    def explain(self, events: Iterable[str], start: datetime, end: datetime, strategy: str = "auto") -> str:
+        """Each metric's compiled predicate and value, the strategy and why, and the Polars plan."""
+        plan = self.compile_usage(events, start, end, strategy=strategy)
+        lines = [
+            f"strategy: {plan.strategy} ({plan.strategy_reason})",
+            f"engine: {plan.engine} ({plan.engine_reason})",
+            "",
+        ]
         for measure in plan.measures:
             metric = measure.metric
             grouping = ", ".join(measure.group)
@@ -101,9 +107,10 @@ class Plan:
         window: str = "PERIOD",
         group_by: Sequence[str] | None = None,
         engine: str = "auto",
+        strategy: str = "auto",
     ) -> UsageResult:
         """Metered usage of every metric in [start, end) and the ledger of every input row."""
-        plan = self.compile_usage(events, start, end, window, group_by, engine)
+        plan = self.compile_usage(events, start, end, window, group_by, engine, strategy)
         usage, ledger = run_meter(plan)
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
 
@@ -117,6 +124,7 @@ class Plan:
         engine: str = "auto",
         progress: Progress | None = None,
         opening: Mapping[BalanceKey, Decimal] | None = None,
+        strategy: str = "auto",
     ) -> InvoiceRun:
         """The invoices of every statement period starting in [start, end) and of every scheduled
         charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED. `progress(done, total)`
@@ -133,7 +141,7 @@ class Plan:
             return price_changes((*project.rate_cards[contract.rate_card.id].rates, *contract.overrides))
 
         calendar = invoice_calendar(project, start, end, changes)
-        plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine)
+        plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine, strategy)
         rated, ledger = collect_meter(plan)
         as_of = end if as_of is None else as_of
         return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
