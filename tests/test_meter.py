@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import pricing
-from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, quantities
+from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, distinct_at, quantities
 from pricing.engine.plan import compile
 from pricing.engine.scan import EventInputError, expand
 from tests.conftest import CASES, REPO
@@ -109,16 +109,24 @@ def test_the_strategy_follows_the_variety_of_keys_in_a_sample(tmp_path: Path) ->
         return plan.explain([str(events)], *MARCH).splitlines()[0]
 
     assert explained(20_000) == (
-        "strategy: per-metric (grouping 20,000 sampled events by all keys keeps 100% of them: "
+        "strategy: per-metric (about 20,000 distinct key combinations in 20,000 events: "
         "each metric is grouped by its own keys)"
     )
-    assert (
-        explained(10)
-        == "strategy: pre-aggregated (grouping 20,000 sampled events by all keys keeps 0% of them)"
-    )
+    assert explained(10) == "strategy: pre-aggregated (about 10 distinct key combinations in 20,000 events)"
     table, _ = usage_of(CASE, [str(tmp_path / "users-20000.parquet")])
     assert table[("acme", "users", "[]")] == Decimal(20_000)
     assert table[("acme", "calls", "[]")] == Decimal(20_000)
+
+
+def test_distinct_key_combinations_are_extrapolated_from_a_sample() -> None:
+    # 100 combinations in the first 50,000 sampled rows and 150 in all 100,000: q = 0.5, so
+    # K = 100 / 0.5 = 200 combinations; D(100,000) = 200 × (1 - 0.25) = 150, as seen; D(150,000)
+    # = 200 × (1 - 0.125) = 175; and in 10M rows all 200 show.
+    assert distinct_at(100_000, 50_000, 100, 150) == 150
+    assert distinct_at(150_000, 50_000, 100, 150) == 175
+    assert distinct_at(10_000_000, 50_000, 100, 150) == 200
+    assert distinct_at(10_000_000, 50_000, 40_000, 80_000) == 10_000_000  # doubling: as many as rows
+    assert distinct_at(10_000_000, 50_000, 7, 7) == 7  # saturated
 
 
 def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ still one scan and one group_by.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
@@ -281,25 +282,62 @@ SMALL = 10_000  # fewer sampled events than this: either plan takes no time; pre
 KEPT_AT_MOST = Decimal("0.5")  # the pre-aggregation must at least halve the sampled rows
 
 
+def input_rows(files: Sequence[EventFile]) -> int:
+    """How many rows the inputs hold: exact for Parquet (its metadata), estimated for text files
+    from their size and the bytes per line at the start of the first one."""
+    rows, text_bytes = 0, 0
+    for f in files:
+        if f.format == "parquet":
+            rows += int(pl.scan_parquet(f.path).select(pl.len()).collect().item())
+        else:
+            text_bytes += f.path.stat().st_size
+    first = next((f for f in files if f.format != "parquet"), None)
+    if first is not None:
+        line = pl.col("line").str.len_bytes() + 1
+        lines, size = (
+            pl.scan_lines(first.path).head(SAMPLE_ROWS).select(pl.len(), line.sum()).collect().row(0)
+        )
+        rows += text_bytes * lines // max(size or 0, 1)
+    return rows
+
+
+def distinct_at(rows: int, half: int, at_half: int, at_full: int) -> int:
+    """The distinct key combinations expected among `rows` events, from those seen in the first
+    `half` rows of a sample (a) and in all 2 × `half` of it (b), when events draw their keys
+    uniformly from K combinations: D(n) = K (1 − q^(n/half)) with q = b/a − 1 and K = a / (1 − q).
+    A count that doubles (a key as varied as the events) predicts as many combinations as events;
+    one that does not grow, exactly those seen."""
+    growth = at_full / at_half
+    if growth >= 2:
+        return rows
+    if growth <= 1:
+        return at_full
+    q = growth - 1
+    return round(at_half / (1 - q) * -math.expm1(rows / half * math.log(q)))
+
+
 def choose_strategy(files: Sequence[EventFile], keys: Sequence[str], strategy: str) -> tuple[str, str]:
     """PRE_AGGREGATED unless the pre-aggregation's keys (customer, event type and every
-    property a metric filters, groups or counts distinct values of) are so varied in a sample of
-    the events that grouping by all of them at once hardly shrinks the events."""
+    property a metric filters, groups or counts distinct values of) are so varied that grouping
+    the events by all of them at once would not even halve them: estimated from a sample of the
+    first file and the number of input rows."""
     if strategy != "auto":
         return strategy, "chosen with --strategy"
     if not files:
         return PRE_AGGREGATED, "no events"
-    sample = scan_events(files[:1], [k.removeprefix(PREFIX) for k in keys]).head(SAMPLE_ROWS)
     columns = ["customer_id", "event_type", *keys]
+    sample = scan_events(files[:1], [k.removeprefix(PREFIX) for k in keys]).head(SAMPLE_ROWS)
     try:
-        rows, groups = sample.select(pl.len(), pl.struct(columns).n_unique()).collect().row(0)
+        combos = sample.select(pl.struct(columns).alias("keys")).collect().get_column("keys")
+        total = input_rows(files)
     except pl.exceptions.ComputeError:
-        return PRE_AGGREGATED, "the sample could not be read"  # the run itself will say why
-    if rows < SMALL:
-        return PRE_AGGREGATED, f"only {rows:,} events in the sample"
-    kept = Decimal(groups) / Decimal(rows)
-    measured = f"grouping {rows:,} sampled events by all keys keeps {kept:.0%} of them"
-    if kept > KEPT_AT_MOST:
+        return PRE_AGGREGATED, "the events could not be sampled"  # the run itself will say why
+    if len(combos) < SMALL:
+        return PRE_AGGREGATED, f"only {len(combos):,} events in the sample"
+    half = len(combos) // 2
+    expected = distinct_at(total, half, combos.head(half).n_unique(), combos.n_unique())
+    measured = f"about {expected:,} distinct key combinations in {total:,} events"
+    if expected > total * KEPT_AT_MOST:
         return PER_METRIC, f"{measured}: each metric is grouped by its own keys"
     return PRE_AGGREGATED, measured
 
@@ -476,33 +514,20 @@ def compile_meter(
         ]
         frame = rows.group_by(group).agg(*ledger, *measured(counted))
     else:
-        # Each row once for the ledger (tagged ""), and once more for every metric it counts in,
-        # keeping only that metric's own keys: still one pass, and one group_by.
-        tags = [pl.lit(""), *(pl.when(rated & matches[mid]).then(pl.lit(mid)) for mid in metrics)]
-        keys: dict[str, set[str]] = {}
-        for m in measures:
-            for g in m.group:
-                keys.setdefault(PREFIX + g, set()).add(m.metric.id)
-        for metric in metrics.values():
+        # The resolved rows, computed once (one scan), grouped for the ledger and by each metric.
+        shared = rows.cache()
+        parts = [shared.group_by(outcome).agg(ledger)]
+        for mid, metric in metrics.items():
+            own = {PREFIX + g for m in measures if m.metric.id == mid for g in m.group}
             if metric.aggregation_type is ir.AggregationType.UNIQUE:
-                keys.setdefault(source(metric), set()).add(metric.id)
-        entry = pl.col("_metric") == ""
-        group = [
-            pl.col("_metric"),
-            *(pl.when(entry).then(pl.col(c)).alias(c) for c in outcome),
-            *(pl.when(~entry).then(pl.col(k)).alias(k) for k in place),
-            *(
-                pl.when(pl.col("_metric").is_in(sorted(ids))).then(pl.col(k)).alias(k)
-                for k, ids in sorted(keys.items())
-            ),
-        ]
-        frame = (
-            rows.with_columns(pl.concat_list(tags).list.drop_nulls().alias("_metric"))
-            .explode("_metric")
-            .group_by(group)
-            .agg(*ledger, *measured(counted))
-            .with_columns(pl.when(~entry).then(pl.col("_metric")).alias("_metric"))
-        )
+                own.add(source(metric))
+            parts.append(
+                shared.filter(rated & matches[mid])
+                .group_by([*place, *sorted(own)])
+                .agg(pl.len().alias("_n"), *measured([metric]))
+                .with_columns(pl.lit(mid).alias("_metric"))
+            )
+        frame = pl.concat(parts, how="diagonal_relaxed")
     return MeterPlan(
         frame,
         pieces,
