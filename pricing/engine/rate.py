@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
-from functools import cache
+from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -262,7 +262,7 @@ class Charge:
     tiers: tuple[TierPiece, ...]
 
 
-@cache
+@lru_cache(maxsize=4096)  # bounded: a notebook may load many specs in one process
 def _pieces(price: ir.Price, multipliers: Multipliers, volume_level: int | None) -> tuple[Piece, ...]:
     """Unit price × multiplier as pieces of the period's quantity, for a price that is linear
     in the quantity (all but PACKAGE); a VOLUME price at the tier `volume_level` reached. The
