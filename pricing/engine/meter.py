@@ -24,9 +24,9 @@ streaming engine keeps memory bounded:
 
 Each metric is then a filter and re-aggregation of that small table, and the ledger its sums.
 When a sample of the events shows that grouping by all keys at once would hardly shrink them
-(a high-cardinality key), step 7 is PER_METRIC instead: each rated row is repeated once per
-metric it counts in, tagged with the metric and keeping only that metric's keys, and grouped —
-still one scan and one group_by.
+(a high-cardinality key), step 7 is PER_METRIC instead: the resolved rows are cached (still one
+scan) and grouped once for the ledger and once per metric by that metric's own keys, each
+metric's groups tagged `_metric`.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ PRE_AGGREGATED, PER_METRIC = "pre-aggregated", "per-metric"
 STRATEGIES = ("auto", PRE_AGGREGATED, PER_METRIC)
 SAMPLE_ROWS = 100_000  # rows read from the first input file to choose the strategy
 SMALL = 10_000  # fewer sampled events than this: either plan takes no time; pre-aggregate
-KEPT_AT_MOST = Decimal("0.5")  # the pre-aggregation must at least halve the sampled rows
+KEPT_AT_MOST = Decimal("0.5")  # the pre-aggregation must be expected to at least halve the events
 
 
 def input_rows(files: Sequence[EventFile]) -> int:
