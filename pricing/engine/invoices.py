@@ -21,21 +21,17 @@ import polars as pl
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar
+from pricing.engine.lines import rate_usage
 from pricing.engine.meter import QUANTITY, Ledger, aggregate
 from pricing.engine.periods import Period
 from pricing.engine.rate import (
     ZERO,
     Line,
     Unpriced,
-    Usage,
-    Values,
     composite_lines,
-    product_overrides,
     products_billing,
-    segments,
     subscription_lines,
     targets,
-    usage_lines,
 )
 from pricing.money import round_to, text
 
@@ -131,60 +127,6 @@ def unpriced_dict(item: Unpriced) -> dict[str, object]:
 
 
 # ---------------------------------------------------------------- metered quantities
-
-
-def usage_group(product: ir.Product, metric: ir.Metric) -> tuple[str, ...]:
-    """The metric group key that the product's presentation and pricing keys form (rule E501)."""
-    wanted = {*product.presentation_group_key, *product.pricing_group_key}
-    return next((key for key in metric.group_keys if set(key) == wanted), ())
-
-
-_SEGMENT_KEYS = ["contract_id", "period_start", "segment_start", "segment_end"]
-
-
-def _values(group_json: str) -> Values:
-    return tuple(sorted((k, str(v)) for k, v in json.loads(group_json).items()))
-
-
-def product_usage(
-    project: Project, calendar: Calendar, rated: pl.DataFrame, product: ir.Product
-) -> dict[tuple[str, datetime], list[Usage]]:
-    """A usage product's metered quantities per (contract, period start), by segment: the
-    calendar's intervals are re-aggregated into the product's own segments in Polars."""
-    assert product.billable_metric is not None
-    metric = project.metrics[product.billable_metric.id]
-    rows = []
-    # Contracts on one rate card without overrides of the product share their segments.
-    cut: dict[tuple[str, str, Period], list[Period]] = {}
-    for interval in calendar.intervals:
-        if not interval.counted:
-            continue
-        contract = project.contracts[interval.contract]
-        card = project.rate_cards[contract.rate_card.id]
-        own = contract.id if product_overrides(contract, product) else ""
-        key = (card.id, own, interval.period)
-        if key not in cut:
-            cut[key] = segments(interval.period, card, contract, product)
-        rows += [(interval.contract, interval.lo, lo, hi) for lo, hi in cut[key] if lo <= interval.lo < hi]
-    instant_type = rated.schema["window_start"]
-    schema = {"contract_id": pl.String(), "window_start": instant_type}
-    schema |= {"segment_start": instant_type, "segment_end": instant_type}
-    segment_of = pl.LazyFrame(rows, schema=schema, orient="row")
-    table = aggregate(
-        rated.lazy().join(segment_of, on=["contract_id", "window_start"]),
-        metric,
-        _SEGMENT_KEYS,
-        usage_group(product, metric),
-    ).collect()
-    found: dict[tuple[str, datetime], list[Usage]] = {}
-    values: dict[str, Values] = {}  # a few distinct group values serve many rows
-    for contract_id, period_start, lo, hi, _metric, group, quantity in table.iter_rows():
-        if group not in values:
-            values[group] = _values(group)
-        found.setdefault((contract_id, period_start), []).append(
-            Usage((lo, hi), values[group], Decimal(str(quantity)))
-        )
-    return found
 
 
 def metric_usage(rated: pl.DataFrame, metric: ir.Metric) -> dict[tuple[str, datetime], Decimal]:
@@ -426,13 +368,10 @@ def build_invoices(
     what was left of commits and credits after an earlier run (default: their full amounts)."""
     timezone = ZoneInfo(project.manifest.timezone)
     rounding = project.manifest.rounding.value
-    usage_of = {
-        p.id: product_usage(project, calendar, rated, p)
-        for p in sorted(project.products.values(), key=lambda p: p.id)
-        if p.type is ir.ProductType.USAGE and p.billable_metric is not None
-    }
     periods = calendar.periods()
     billing_of = {c: products_billing(project, project.contracts[c]) for c in {c for c, _ in periods}}
+    billed = {c: frozenset(p.id for ps in billing.values() for p in ps) for c, billing in billing_of.items()}
+    usage = rate_usage(project, calendar, rated, billed, rounding)
     # metrics that some invoiced contract bills with no product: their usage is reported unpriced
     unbilled = {
         m.id: metric_usage(rated, m)
@@ -440,19 +379,13 @@ def build_invoices(
         if any(m.id not in billing for billing in billing_of.values())
     }
     invoices: list[Invoice] = []
-    unpriced: list[Unpriced] = []
+    unpriced: list[Unpriced] = usage.unpriced
     for done, (contract_id, period) in enumerate(periods):
         if progress is not None:
             progress(done, len(periods))
         contract = project.contracts[contract_id]
         billing = billing_of[contract_id]
-        lines: list[Line] = []
-        for _metric, products in sorted(billing.items()):
-            for product in products:
-                usage = usage_of[product.id].get((contract_id, period[0]), [])
-                rating = usage_lines(project, contract, product, period, usage, rounding)
-                lines += rating.lines
-                unpriced += rating.unpriced
+        lines: list[Line] = list(usage.lines.get((contract_id, period[0]), ()))
         for metric_id, quantities in sorted(unbilled.items()):
             quantity = quantities.get((contract_id, period[0]))
             if metric_id not in billing and quantity is not None:

@@ -462,15 +462,16 @@ def compile_meter(
     window_keys = ["window_start", "window_end"] if clock else []
     pieces = pieces_frame(project, calendar)
     rated = pl.col("_bucket") == "rated"
+    first_valid = pl.when(pl.col("_reason").is_null()).then(pl.col("_order"))
 
     resolved = (
         scan_events(files, props)
         .with_columns(structural.alias("_reason"), _ORDER.alias("_order"))
         # 3. the first valid row of each transaction id, in input order; invalid rows claim none
+        # (a parallel hash aggregation per id, where `is_first_distinct` is one thread's scan)
         .with_columns(
             (
-                pl.col("_reason").is_null()
-                & ~pl.when(pl.col("_reason").is_null()).then(pl.col("transaction_id")).is_first_distinct()
+                pl.col("_reason").is_null() & (pl.col("_order") != first_valid.min().over("transaction_id"))
             ).alias("_duplicate")
         )
         # 4. the customer behind an id or alias; its contract and period by customer and day

@@ -12,7 +12,8 @@ import polars as pl
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import invoice_calendar, usage_calendar
-from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices, usage_group
+from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices
+from pricing.engine.lines import usage_group
 from pricing.engine.meter import (
     SEGMENT,
     Ledger,

@@ -80,15 +80,6 @@ class Unpriced:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
-    """A product's metered quantity in one segment of a period, for one combination of values."""
-
-    segment: Period
-    group_values: Values
-    quantity: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class Terms:
     price: ir.Price
     multipliers: Multipliers
@@ -189,22 +180,7 @@ def matching_rate(rates: Sequence[ir.Rate], at: datetime, pricing_values: Values
     return max(candidates, key=lambda r: len(r.pricing_group_values), default=None)
 
 
-# ---------------------------------------------------------------- quantities and prices
-
-
-def convert(product: ir.Product, quantity: Decimal) -> Decimal:
-    """The product's quantity conversion, then its rounding."""
-    with localcontext(ARITHMETIC):
-        conversion = product.quantity_conversion
-        if conversion is not None:
-            if conversion.operation == "MULTIPLY":
-                quantity = quantity * conversion.conversion_factor
-            else:
-                quantity = quantity / conversion.conversion_factor
-        rounding = product.quantity_rounding
-        if rounding is not None:
-            quantity = round_to(quantity, rounding.decimal_places, rounding.rounding_method)
-        return quantity
+# ---------------------------------------------------------------- prices as pieces
 
 
 Piece = tuple[Decimal, Decimal | None, Decimal]  # from, to (None: unbounded), unit price
@@ -239,20 +215,56 @@ def _combine(rate: Sequence[Piece], multipliers: Sequence[Piece]) -> list[Piece]
     ]
 
 
-def _volume_tier(tiers: Sequence[ir.Tier], total: Decimal) -> tuple[int, Piece]:
-    """The tier (1-based level, piece) that a period total reaches: a total on a boundary stays
-    in the lower tier."""
-    pieces = _tier_pieces([(t.size, t.price) for t in tiers])
-    for level, piece in enumerate(pieces, 1):
-        if piece[1] is None or total <= piece[1]:
-            return level, piece
-    return len(pieces), pieces[-1]
-
-
 def _given(value: Decimal | None) -> Decimal:
     """A price field that the build stage guarantees for the rate's type."""
     assert value is not None
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class PricePiece:
+    """One piece of a price over the period's quantity: the units in [lo, hi) cost `unit` each
+    (PACKAGE: each started package costs `unit`). A VOLUME price has one set of pieces per tier,
+    each applying when the period total is above `reach_above` (None: any) and at most
+    `reach_to` (None: unbounded)."""
+
+    level: int  # the piece's tier level, from 1
+    lo: Decimal
+    hi: Decimal | None
+    unit: Decimal
+    volume_level: int | None = None
+    reach_above: Decimal | None = None
+    reach_to: Decimal | None = None
+
+    def applies(self, total: Decimal) -> bool:
+        """Whether this piece prices a period whose total (so far) is `total`."""
+        return (self.reach_above is None or total > self.reach_above) and (
+            self.reach_to is None or total <= self.reach_to
+        )
+
+
+@lru_cache(maxsize=4096)  # bounded: a notebook may load many specs in one process
+def price_pieces(price: ir.Price, multipliers: Multipliers) -> tuple[PricePiece, ...]:
+    """Unit price × multiplier as pieces of the period's quantity. The same few prices rate
+    every line of a run, so this is worked out once per price."""
+    steps = _tier_pieces(multipliers)
+    with localcontext(ARITHMETIC):
+        if price.rate_type is ir.RateType.PACKAGE:
+            unit = _given(price.price)
+            return tuple(PricePiece(i, lo, hi, m * unit) for i, (lo, hi, m) in enumerate(steps, 1))
+        if price.rate_type is ir.RateType.VOLUME:
+            tiers = _tier_pieces([(t.size, t.price) for t in price.tiers])
+            return tuple(
+                PricePiece(i, lo, hi, unit, level, None if level == 1 else tier_lo, tier_hi)
+                for level, (tier_lo, tier_hi, tier_price) in enumerate(tiers, 1)
+                for i, (lo, hi, unit) in enumerate(_combine([(ZERO, None, tier_price)], steps), 1)
+            )
+        if price.rate_type is ir.RateType.TIERED:
+            rate = _tier_pieces([(t.size, t.price) for t in price.tiers])
+        else:  # FLAT, PERCENTAGE, SUBSCRIPTION: one price per unit
+            per_unit = price.fraction if price.rate_type is ir.RateType.PERCENTAGE else price.price
+            rate = [(ZERO, None, _given(per_unit))]
+        return tuple(PricePiece(i, lo, hi, unit) for i, (lo, hi, unit) in enumerate(_combine(rate, steps), 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,161 +274,60 @@ class Charge:
     tiers: tuple[TierPiece, ...]
 
 
-@lru_cache(maxsize=4096)  # bounded: a notebook may load many specs in one process
-def _pieces(price: ir.Price, multipliers: Multipliers, volume_level: int | None) -> tuple[Piece, ...]:
-    """Unit price × multiplier as pieces of the period's quantity, for a price that is linear
-    in the quantity (all but PACKAGE); a VOLUME price at the tier `volume_level` reached. The
-    same few prices rate every line of a run, so this is worked out once per price."""
-    rate: list[Piece]
-    if volume_level is not None:
-        rate = [(ZERO, None, _tier_pieces([(t.size, t.price) for t in price.tiers])[volume_level - 1][2])]
-    elif price.rate_type is ir.RateType.TIERED:
-        rate = _tier_pieces([(t.size, t.price) for t in price.tiers])
-    else:  # FLAT, PERCENTAGE, SUBSCRIPTION: one price per unit
-        per_unit = price.fraction if price.rate_type is ir.RateType.PERCENTAGE else price.price
-        rate = [(ZERO, None, _given(per_unit))]
-    with localcontext(ARITHMETIC):
-        return tuple(_combine(rate, _tier_pieces(multipliers)))
+Overlap = tuple[PricePiece, Decimal, Decimal]  # a piece and the part [from, to) of it a line uses
 
 
-def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: Decimal) -> Charge:
-    """The exact charge of quantities [used, used + quantity) of a period."""
+def settle(
+    price: ir.Price, multipliers: Multipliers, quantity: Decimal, overlaps: Sequence[Overlap]
+) -> Charge:
+    """The exact charge of a line of `quantity` units, from its overlap with each piece of its
+    price (for VOLUME, the pieces of the tier the period total reaches): the money is worked out
+    here, in Decimal, on these per-line results."""
+    tiered_override = len(multipliers) > 1
     with localcontext(ARITHMETIC):
-        steps = _tier_pieces(multipliers)
-        tiered_override = len(steps) > 1
-        end = used + quantity
         if price.rate_type is ir.RateType.PACKAGE:
-            block, unit = _given(price.package_size), _given(price.price)
+            block = _given(price.package_size)
 
             def packages(x: Decimal) -> Decimal:
                 return Decimal(math.ceil(x / block))
 
-            amount = sum(
-                (
-                    m * unit * (packages(min(end, hi if hi is not None else end)) - packages(max(used, lo)))
-                    for lo, hi, m in steps
-                    if (hi is None or hi > used) and lo < end
-                ),
-                ZERO,
+            amount = sum((p.unit * (packages(hi) - packages(lo)) for p, lo, hi in overlaps if hi > lo), ZERO)
+            return Charge(amount, None if tiered_override else overlaps[0][0].unit, ())
+        tiers = tuple(
+            TierPiece(
+                p.level, p.lo, None if p.hi is None else p.hi - p.lo, hi - lo, p.unit, (hi - lo) * p.unit
             )
-            return Charge(amount, None if tiered_override else unit * steps[0][2], ())
-        volume: tuple[int, Piece] | None = None
-        if price.rate_type is ir.RateType.VOLUME:
-            volume = _volume_tier(price.tiers, end)
-        combined = _pieces(price, multipliers, None if volume is None else volume[0])
-        tiers = []
-        for level, (lo, hi, unit) in enumerate(combined, 1):
-            part = min(end, hi if hi is not None else end) - max(used, lo)
-            if part > 0:
-                size = None if hi is None else hi - lo
-                tiers.append(TierPiece(level, lo, size, part, unit, part * unit))
+            for p, lo, hi in overlaps
+            if hi > lo
+        )
         amount = sum((t.subtotal for t in tiers), ZERO)
-        if volume is not None and not tiered_override:
-            level, (lo, hi, unit) = volume
-            unit *= steps[0][2]
-            size = None if hi is None else hi - lo
-            shown = (TierPiece(level, lo, size, quantity, unit, amount),) if quantity else ()
-            return Charge(amount, unit, shown)
-        if price.rate_type is ir.RateType.TIERED or tiered_override:
-            return Charge(amount, None, tuple(tiers))
-        return Charge(amount, combined[0][2], ())
-
-
-# ---------------------------------------------------------------- lines of one period
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodRating:
-    lines: list[Line]
-    unpriced: list[Unpriced]
-
-
-def _split_values(product: ir.Product, values: Values) -> tuple[Values, Values]:
-    presentation = tuple((k, v) for k, v in values if k in product.presentation_group_key)
-    pricing = tuple((k, v) for k, v in values if k in product.pricing_group_key)
-    return presentation, pricing
-
-
-def usage_lines(
-    project: Project,
-    contract: ir.Contract,
-    product: ir.Product,
-    period: Period,
-    usage: Sequence[Usage],
-    rounding: str,
-) -> PeriodRating:
-    """The lines of one usage product in one period, segment by segment in time order; tiers
-    count from the start of the period, per presentation and pricing group."""
-    card = project.rate_cards[contract.rate_card.id]
-    rates = product_rates(card, product)
-    assert product.billable_metric is not None
-    metric_id = product.billable_metric.id
-    lines: list[Line] = []
-    unpriced: list[Unpriced] = []
-    used: dict[tuple[Values, Values], Decimal] = {}
-    by_segment: dict[Period, list[Usage]] = {}
-    for item in usage:
-        by_segment.setdefault(item.segment, []).append(item)
-    in_force: dict[tuple[datetime, Values], tuple[Terms | None, bool]] = {}
-
-    def terms_of(at: datetime, pricing: Values) -> tuple[Terms | None, bool]:
-        """The terms at `at` for these pricing values, looked up once per segment and values."""
-        if (at, pricing) not in in_force:
-            in_force[(at, pricing)] = terms(contract, product, matching_rate(rates, at, pricing), at)
-        return in_force[(at, pricing)]
-
-    for segment in segments(period, card, contract, product):
-        rows = sorted(by_segment.get(segment, ()), key=lambda u: u.group_values)
-        if not rows and not product.pricing_group_key:
-            found, entitled = terms_of(segment[0], ())
-            if found is not None and entitled:  # an entitled product shows a line without usage
-                rows = [Usage(segment, (), ZERO)]
-        for row in rows:
-            presentation, pricing = _split_values(product, row.group_values)
-            quantity = convert(product, row.quantity)
-            found, entitled = terms_of(segment[0], pricing)
-            if found is None or not entitled:
-                reason = (
-                    "not entitled"
-                    if found is not None
-                    else "no rate on the rate card"
-                    if not rates
-                    else "no rate for these pricing group values"
-                    if pricing
-                    else "no rate in force"
-                )
-                unpriced.append(
-                    Unpriced(
-                        contract.customer.id,
-                        contract.id,
-                        product.id,
-                        metric_id,
-                        *segment,
-                        row.group_values,
-                        quantity,
-                        reason,
-                    )
-                )
-                continue
-            key = (presentation, pricing)
-            before = used.get(key, ZERO)
-            priced = charge(found.price, found.multipliers, before, quantity)
-            used[key] = before + quantity
-            lines.append(
-                Line(
-                    "usage",
-                    product.id,
-                    product.name,
-                    *segment,
-                    quantity,
-                    priced.unit_price,
-                    round_to(priced.amount, 0, rounding),
-                    presentation,
-                    pricing,
-                    priced.tiers,
-                )
+        first = overlaps[0][0]
+        if first.volume_level is not None and not tiered_override:
+            lo = first.reach_above or ZERO
+            size = None if first.reach_to is None else first.reach_to - lo
+            shown = (
+                (TierPiece(first.volume_level, lo, size, quantity, first.unit, amount),) if quantity else ()
             )
-    return PeriodRating(lines, unpriced)
+            return Charge(amount, first.unit, shown)
+        if price.rate_type is ir.RateType.TIERED or tiered_override:
+            return Charge(amount, None, tiers)
+        return Charge(amount, first.unit, ())
+
+
+def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: Decimal) -> Charge:
+    """The exact charge of quantities [used, used + quantity) of a period, one line at a time:
+    subscriptions and composites. Usage lines are split into pieces in Polars, all at once
+    (`pricing.engine.lines`); a property test holds the two equal."""
+    end = used + quantity
+    overlaps = [
+        (p, max(used, p.lo), end if p.hi is None else min(p.hi, end))
+        for p in price_pieces(price, multipliers)
+        if p.applies(end)
+    ]
+    return settle(price, multipliers, quantity, overlaps)
+
+
+# ---------------------------------------------------------------- subscription and composite lines
 
 
 def _local_span(lo: datetime, hi: datetime, timezone: ZoneInfo) -> Decimal:

@@ -1,0 +1,354 @@
+"""Usage lines: every usage product's lines in every invoiced period, rated at once in Polars.
+
+Per usage product, one Polars query over the metered table does the heavy work for all
+contracts and periods together:
+
+1. segments  the metered quantities re-aggregated into the product's segments (each period cut
+             where a rate or an override of the product starts or ends); a segment without
+             usage of an entitled product without pricing group key gets a zero row
+2. terms     each row's terms — the rate for its pricing values, the one override that wins,
+             the entitlement — joined from a small table that Python resolves once per distinct
+             rate card (and contract, when the contract overrides the product), segment and
+             pricing values; a row without entitled terms is unpriced usage
+3. quantity  converted, then rounded, as Decimal(38, 18): a conversion whose result does not end
+             within 18 decimal places is rounded half to even at the 18th, as the expression
+             language's `/` is
+4. tiers     the quantity used before the line in its period and group (a cumulative sum in
+             segment order, so tiers continue across a price change) and the line's overlap with
+             each piece of its price (tiers × multiplier tiers; VOLUME: the pieces of the tier
+             the period total reaches)
+
+Python then works out the money of each overlap in exact Decimal (`rate.settle`) and makes
+the Line: arithmetic on per-line results, never on events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from itertools import groupby
+from typing import Any
+
+import polars as pl
+
+from pricing import ir
+from pricing.compiler.link import Project
+from pricing.engine.calendar import Calendar
+from pricing.engine.meter import QUANTITY, SCALE, aggregate
+from pricing.engine.periods import Period
+from pricing.engine.rate import (
+    Charge,
+    Line,
+    Terms,
+    Unpriced,
+    Values,
+    matching_rate,
+    price_pieces,
+    product_overrides,
+    product_rates,
+    segments,
+    settle,
+    terms,
+)
+from pricing.money import round_to
+
+PeriodKey = tuple[str, datetime]  # contract id, period start
+
+
+class RatingError(Exception):
+    """Usage that cannot be rated exactly: a converted quantity beyond Decimal(38, 18)."""
+
+
+def usage_group(product: ir.Product, metric: ir.Metric) -> tuple[str, ...]:
+    """The metric group key that the product's presentation and pricing keys form (rule E501)."""
+    wanted = {*product.presentation_group_key, *product.pricing_group_key}
+    return next((key for key in metric.group_keys if set(key) == wanted), ())
+
+
+@dataclass(slots=True)
+class UsageRating:
+    lines: dict[PeriodKey, list[Line]] = field(default_factory=dict)
+    unpriced: list[Unpriced] = field(default_factory=list)
+
+
+def rate_usage(
+    project: Project,
+    calendar: Calendar,
+    rated: pl.DataFrame,
+    billed: Mapping[str, frozenset[str]],
+    rounding: str,
+) -> UsageRating:
+    """The usage lines of every counted period of the calendar; `billed` names the usage
+    products each contract bills."""
+    rating = UsageRating()
+    periods = calendar.periods()
+    instant = rated.schema["window_start"]
+    intervals = pl.DataFrame(
+        [(i.contract, i.lo, i.period[0]) for i in calendar.intervals if i.counted],
+        schema={"contract_id": pl.String(), "window_start": instant, "period_start": instant},
+        orient="row",
+    )
+    for product in sorted(project.products.values(), key=lambda p: p.id):
+        if product.type is ir.ProductType.USAGE and product.billable_metric is not None:
+            _ProductRating(project, periods, product, billed).rate(rated, intervals, rounding, rating)
+    return rating
+
+
+def _values(group_json: str) -> Values:
+    return tuple(sorted((k, str(v)) for k, v in json.loads(group_json).items()))
+
+
+def converted(product: ir.Product, quantity: pl.Expr) -> pl.Expr:
+    """The product's quantity conversion, then its rounding, in Decimal(38, 18)."""
+    conversion = product.quantity_conversion
+    if conversion is not None:
+        factor = pl.lit(conversion.conversion_factor, dtype=QUANTITY)
+        quantity = quantity * factor if conversion.operation == "MULTIPLY" else quantity / factor
+    rounding = product.quantity_rounding
+    if rounding is None or rounding.decimal_places >= SCALE:
+        return quantity
+    places = rounding.decimal_places
+    if rounding.rounding_method == "ROUND_HALF_UP":
+        return quantity.round(places, mode="half_away_from_zero")
+    nearest, step = quantity.round(places), pl.lit(Decimal(1).scaleb(-places), dtype=QUANTITY)
+    floor = pl.when(nearest > quantity).then(nearest - step).otherwise(nearest)
+    ceiling = pl.when(nearest < quantity).then(nearest + step).otherwise(nearest)
+    if rounding.rounding_method == "ROUND_DOWN":  # toward zero
+        return pl.when(quantity >= 0).then(floor).otherwise(ceiling)
+    return pl.when(quantity >= 0).then(ceiling).otherwise(floor)  # ROUND_UP: away from zero
+
+
+_SEGMENT = ["contract_id", "period_start", "segment_start", "segment_end"]
+_LINE = [*_SEGMENT, "group_values"]
+
+
+class _ProductRating:
+    """One usage product's segments and terms for the contracts that bill it."""
+
+    def __init__(
+        self,
+        project: Project,
+        periods: Sequence[tuple[str, Period]],
+        product: ir.Product,
+        billed: Mapping[str, frozenset[str]],
+    ) -> None:
+        assert product.billable_metric is not None
+        self.project, self.product = project, product
+        self.metric = project.metrics[product.billable_metric.id]
+        # Contracts on one rate card without overrides of the product share segments and terms:
+        # a class is (card, contract id or "" without overrides); its first contract stands for it.
+        classes: dict[tuple[str, str], int] = {}
+        self.deputies: list[ir.Contract] = []
+        class_of: dict[str, int] = {}
+        cuts: dict[tuple[int, Period], list[Period]] = {}
+        self.contract_rows: list[tuple[str, datetime, int]] = []  # contract, period start, class
+        for contract_id, period in periods:
+            if product.id not in billed[contract_id]:
+                continue
+            if contract_id not in class_of:
+                contract = project.contracts[contract_id]
+                own = contract.id if product_overrides(contract, product) else ""
+                class_of[contract_id] = classes.setdefault((contract.rate_card.id, own), len(classes))
+                if class_of[contract_id] == len(self.deputies):
+                    self.deputies.append(contract)
+            cls = class_of[contract_id]
+            if (cls, period) not in cuts:
+                deputy = self.deputies[cls]
+                cuts[(cls, period)] = segments(
+                    period, project.rate_cards[deputy.rate_card.id], deputy, product
+                )
+            self.contract_rows.append((contract_id, period[0], cls))
+        self.class_rows = [(cls, period[0], lo, hi) for (cls, period), cut in cuts.items() for lo, hi in cut]
+
+    def _terms(self, cls: int, at: datetime, pricing: Values) -> tuple[Terms | None, str | None]:
+        """The terms of a class's segment starting at `at` for these pricing values, or why the
+        usage there is unpriced."""
+        contract = self.deputies[cls]
+        rates = product_rates(self.project.rate_cards[contract.rate_card.id], self.product)
+        found, entitled = terms(contract, self.product, matching_rate(rates, at, pricing), at)
+        if found is not None and entitled:
+            return found, None
+        if found is not None:
+            return None, "not entitled"
+        if not rates:
+            return None, "no rate on the rate card"
+        return None, "no rate for these pricing group values" if pricing else "no rate in force"
+
+    def rate(self, rated: pl.DataFrame, intervals: pl.DataFrame, rounding: str, into: UsageRating) -> None:
+        """`intervals`: the calendar's counted intervals (contract_id, window_start, period_start)."""
+        if not self.contract_rows:
+            return
+        instant = rated.schema["window_start"]
+        contracts = pl.DataFrame(
+            self.contract_rows,
+            schema={"contract_id": pl.String(), "period_start": instant, "_class": pl.UInt32()},
+            orient="row",
+        )
+        cuts = pl.DataFrame(
+            self.class_rows,
+            schema={"_class": pl.UInt32(), "period_start": instant} | dict.fromkeys(_SEGMENT[2:], instant),
+            orient="row",
+        )
+        segment_frame = contracts.join(cuts, on=["_class", "period_start"])
+        # 1. each interval of the calendar lies in one segment of the product
+        segment_of = (
+            intervals.join(segment_frame, on=["contract_id", "period_start"])
+            .filter(
+                pl.col("segment_start") <= pl.col("window_start"),
+                pl.col("window_start") < pl.col("segment_end"),
+            )
+            .select("contract_id", "window_start", "segment_start", "segment_end")
+        )
+        group = usage_group(self.product, self.metric)
+        metered = aggregate(
+            rated.lazy().join(segment_of.lazy(), on=["contract_id", "window_start"]),
+            self.metric,
+            _SEGMENT,
+            group,
+        )
+        rows = metered.select(*_LINE, "quantity", pl.lit(False).alias("_zero")).collect()
+        if not self.product.pricing_group_key:  # an entitled product shows a line without usage
+            idle = segment_frame.join(rows, on=_SEGMENT, how="anti").select(
+                *_SEGMENT,
+                pl.lit("{}").alias("group_values"),
+                pl.lit(0, dtype=QUANTITY).alias("quantity"),
+                pl.lit(True).alias("_zero"),
+            )
+            rows = pl.concat([rows, idle])
+        # 2. terms, resolved once per class, segment and pricing values
+        values = {g: _values(g) for g in rows.get_column("group_values").unique()}
+        pricing_of = {
+            g: tuple((k, v) for k, v in v if k in self.product.pricing_group_key) for g, v in values.items()
+        }
+        rows = rows.join(segment_frame, on=_SEGMENT).with_columns(
+            pl.col("group_values")
+            .replace_strict({g: repr(p) for g, p in pricing_of.items()})
+            .alias("_pricing")
+        )
+        presentation_of = {
+            g: tuple((k, v) for k, v in v if k in self.product.presentation_group_key)
+            for g, v in values.items()
+        }
+        pricing_by_key = {repr(p): p for p in pricing_of.values()}
+        catalog: dict[Terms, int] = {}
+        term_rows = []
+        for cls, at, key in rows.select("_class", "segment_start", "_pricing").unique().iter_rows():
+            found, reason = self._terms(cls, at, pricing_by_key[key])
+            term_rows.append(
+                (cls, at, key, None if found is None else catalog.setdefault(found, len(catalog)), reason)
+            )
+        term_frame = pl.DataFrame(
+            term_rows,
+            schema={
+                "_class": pl.UInt32(),
+                "segment_start": instant,
+                "_pricing": pl.String(),
+                "_term": pl.UInt32(),
+                "_reason": pl.String(),
+            },
+            orient="row",
+        )
+        try:
+            rows = (
+                rows.join(term_frame, on=["_class", "segment_start", "_pricing"])
+                .filter(~pl.col("_zero") | pl.col("_term").is_not_null())
+                .with_columns(converted(self.product, pl.col("quantity")).alias("quantity"))
+            )
+        except pl.exceptions.ComputeError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise RatingError(
+                f"product '{self.product.id}': its quantity conversion fails: {reason}"
+            ) from exc
+        self._unpriced(rows.filter(pl.col("_term").is_null()), values, into)
+        # 4. tiers: the quantity used before each line in its period and group, then its pieces
+        q = pl.col("quantity")
+        used = (q.cum_sum() - q).over(
+            ["contract_id", "period_start", "group_values"], order_by="segment_start"
+        )
+        priced = rows.lazy().filter(pl.col("_term").is_not_null()).with_columns(used.alias("_used"))
+        product = self.product
+        for key, quantity, charged in split_charges(priced, _LINE, list(catalog)):
+            contract_id, period_start, lo, hi, group = key
+            into.lines.setdefault((str(contract_id), period_start), []).append(
+                Line(
+                    "usage",
+                    product.id,
+                    product.name,
+                    lo,
+                    hi,
+                    quantity,
+                    charged.unit_price,
+                    round_to(charged.amount, 0, rounding),
+                    presentation_of[group],
+                    pricing_of[group],
+                    charged.tiers,
+                )
+            )
+
+    def _unpriced(self, rows: pl.DataFrame, values: Mapping[str, Values], into: UsageRating) -> None:
+        for contract_id, lo, hi, group, quantity, reason in rows.select(
+            "contract_id", "segment_start", "segment_end", "group_values", "quantity", "_reason"
+        ).iter_rows():
+            customer = self.project.contracts[contract_id].customer.id
+            into.unpriced.append(
+                Unpriced(
+                    customer,
+                    contract_id,
+                    self.product.id,
+                    self.metric.id,
+                    lo,
+                    hi,
+                    values[group],
+                    quantity,
+                    reason,
+                )
+            )
+
+
+def split_charges(
+    rows: pl.LazyFrame, keys: Sequence[str], catalog: Sequence[Terms]
+) -> Iterator[tuple[tuple[Any, ...], Decimal, Charge]]:
+    """Lines charged at once: each row (its `keys`, `quantity`, `_used` — the quantity its period
+    and group used before it — and `_term`, an index into `catalog`) is split in Polars into
+    its overlap with each piece of its price (VOLUME: the pieces of the tier that `_used` +
+    `quantity` reaches); the money of each overlap is then exact Decimal (`rate.settle`).
+    Yields (keys, quantity, charge) in the order of the keys."""
+    pieces_of = [price_pieces(t.price, t.multipliers) for t in catalog]
+    pieces = pl.DataFrame(
+        [
+            (term, i, p.lo, p.hi, p.reach_above, p.reach_to)
+            for term, own in enumerate(pieces_of)
+            for i, p in enumerate(own)
+        ],
+        schema={"_term": pl.UInt32(), "_piece": pl.UInt32()}
+        | dict.fromkeys(("_lo", "_hi", "_above", "_to"), QUANTITY),
+        orient="row",
+    )
+    end = pl.col("_used") + pl.col("quantity")
+    overlaps = (
+        rows.join(pieces.lazy(), on="_term")
+        .filter(
+            (pl.col("_above").is_null() | (end > pl.col("_above")))
+            & (pl.col("_to").is_null() | (end <= pl.col("_to")))
+        )
+        .select(
+            *keys,
+            "quantity",
+            "_term",
+            "_piece",
+            pl.max_horizontal("_used", "_lo").alias("_from"),
+            pl.min_horizontal(end, "_hi").alias("_upto"),
+        )
+        .sort([*keys, "_piece"])
+        .collect()
+    )
+    width = len(keys)
+    for key, items in groupby(overlaps.iter_rows(), key=lambda r: r[:width]):
+        parts = list(items)
+        quantity, term = parts[0][width], parts[0][width + 1]
+        own = pieces_of[term]
+        split = [(own[piece], lo, hi) for *_, piece, lo, hi in parts]
+        yield key, quantity, settle(catalog[term].price, catalog[term].multipliers, quantity, split)
