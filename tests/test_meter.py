@@ -192,6 +192,44 @@ def test_project_timezone_and_dst(tmp_path: Path) -> None:
     assert result.ledger.buckets["outside_run"] == 2
 
 
+def test_two_contracts_and_a_gap_inside_one_day(tmp_path: Path) -> None:
+    """The first contract ends at 06:00 on 10 March, the second starts at 12:00: that UTC day
+    holds three pieces of acme's time (two boundaries inside it)."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Gap\n")
+    (tmp_path / "spec.yaml").write_text(
+        "metrics: {calls: {aggregation_type: COUNT}}\n"
+        "products: {p: {type: usage, billable_metric: calls}}\n"
+        "customers: {acme: {ingest_aliases: [acme-eu]}}\n"
+        "rate_cards: {rc: {rates: [{product: p, starting_at: 2026-01-01, rate_type: FLAT, price: 1}]}}\n"
+        "contracts:\n"
+        "  first: {customer: acme, rate_card: rc, starting_at: 2026-01-01,\n"
+        "          ending_before: 2026-03-10T06:00:00Z}\n"
+        "  second: {customer: acme, rate_card: rc, starting_at: 2026-03-10T12:00:00Z}\n"
+    )
+    times = [
+        ("acme", "2026-03-10T00:00:00Z"),  # first
+        ("acme-eu", "2026-03-10T05:59:59.999999Z"),  # first, by alias, its last microsecond
+        ("acme", "2026-03-10T06:00:00Z"),  # no contract
+        ("acme", "2026-03-10T11:59:59Z"),  # no contract
+        ("acme-eu", "2026-03-10T12:00:00Z"),  # second, its first instant
+        ("acme", "2026-03-10T23:59:59Z"),  # second
+        ("acme", "2026-03-11T00:00:00Z"),  # second, the next day
+        ("nobody", "2026-03-10T07:00:00Z"),  # unknown customer
+    ]
+    lines = [
+        f'{{"transaction_id": "{i}", "customer_id": "{c}", "event_type": "x", "timestamp": "{t}"}}'
+        for i, (c, t) in enumerate(times)
+    ]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    result = compile(pricing.load(tmp_path)).usage([str(tmp_path / "events.jsonl")], *MARCH)
+    assert [(r["contract_id"], r["period_start"], r["quantity"]) for r in result.rows()] == [
+        ("first", "2026-03-01T00:00:00Z", "2"),
+        ("second", "2026-03-10T12:00:00Z", "3"),
+    ]
+    buckets = result.ledger.buckets
+    assert (buckets["rated"], buckets["no_contract"], buckets["unknown_customer"]) == (5, 2, 1)
+
+
 def test_broken_lines_are_invalid_rows_not_a_failed_run(tmp_path: Path) -> None:
     call = '"customer_id": "acme", "event_type": "call", "timestamp": "2026-03-0{}T00:00:00Z"}}'
     lines = [

@@ -6,10 +6,12 @@ streaming engine keeps memory bounded:
 1. scan        every file, in input order, keeping (`_file`, `_row`)
 2. validate    a missing required field or an unparseable timestamp       → invalid
 3. dedup       the first valid row of each `transaction_id` in input order → else duplicate
-4. resolve     a join of ids and aliases to customers           → else unknown_customer
-               a join on (customer, UTC day) against the intervals of the run's calendar that
-               partition each day into parts of statement periods and gaps; the event lies in
-               exactly one: an uncounted one, or a gap outside the run  → outside_run
+4. resolve     the customer behind an id or alias (a lookup)       → else unknown_customer
+               the piece of the run's calendar the event lies in: each customer's time cut
+               into parts of statement periods and gaps, found by (customer, UTC day) in a
+               dense table and the piece boundaries inside that day (lookups, not joins, so
+               the events' columns are never copied): an uncounted piece, or a gap outside
+               the run                                                  → outside_run
                a gap inside the run                                     → no_contract
 5. numbers     the metrics' `filter:`/`value:` expressions as columns; a matched metric's
                aggregation key that is not a number, or an error of its expressions
@@ -148,8 +150,14 @@ def source(metric: ir.Metric) -> str:
 
 
 def number(name: str) -> pl.Expr:
-    """A property read as an exact decimal; null when absent or not a number."""
-    return col(name).str.strip_chars().cast(QUANTITY, strict=False)
+    """A property read as an exact decimal; null when absent or not a number. Surrounding
+    whitespace is allowed; only values that do not read as they are get stripped (stripping
+    every value doubles the cost)."""
+    text = col(name)
+    direct = text.cast(QUANTITY, strict=False)
+    return pl.coalesce(
+        direct, pl.when(direct.is_null()).then(text).str.strip_chars().cast(QUANTITY, strict=False)
+    )
 
 
 def metric_expressions(metric: ir.Metric) -> list[tuple[str, str]]:
@@ -196,20 +204,13 @@ def properties_used(measures: Iterable[Measure]) -> set[str]:
 
 
 DAY = timedelta(days=1)
-
-
-def customers_frame(project: Project) -> pl.LazyFrame:
-    """Every customer id and ingest alias → the customer id (aliases are unique, rule E508)."""
-    rows = [(c.id, c.id) for c in project.customers.values()]
-    rows += [(alias, c.id) for c in project.customers.values() for alias in c.ingest_aliases]
-    return pl.LazyFrame(rows, schema={"_key": pl.String, "_customer": pl.String}, orient="row")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def pieces_frame(project: Project, calendar: Calendar) -> pl.DataFrame:
     """Every customer's time from the calendar's first day to its last, cut into pieces: the
     calendar's intervals and the gaps between them (no contract). `_piece` numbers them."""
-    first_day = datetime.combine(calendar.first.date(), time(), UTC)
-    last_day = datetime.combine((calendar.last - timedelta.resolution).date(), time(), UTC) + DAY
+    first_day, last_day = _days(calendar)
     intervals_of: dict[str, list[Interval]] = {}
     for interval in calendar.intervals:
         intervals_of.setdefault(interval.customer, []).append(interval)
@@ -236,24 +237,57 @@ def pieces_frame(project: Project, calendar: Calendar) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row").with_row_index("_piece")
 
 
-def days_frame(pieces: pl.DataFrame) -> pl.LazyFrame:
-    """The pieces by customer and UTC day (days since the epoch): an event joined on its
-    customer and day matches one or more pieces, and lies in exactly one of them."""
-    days = pl.int_ranges(
-        pl.col("_lo").dt.epoch("d"), (pl.col("_hi") - timedelta.resolution).dt.epoch("d") + 1
-    )
-    return (
-        pieces.lazy()
-        .select(
-            "_piece",
-            "_customer",
-            "_lo",
-            "_hi",
-            "_counted",
-            pl.col("contract_id").is_not_null().alias("_in_contract"),
-            days.alias("_day"),
+def _days(calendar: Calendar) -> tuple[datetime, datetime]:
+    """The UTC days the calendar touches: [first midnight, last midnight)."""
+    first = datetime.combine(calendar.first.date(), time(), UTC)
+    last = datetime.combine((calendar.last - timedelta.resolution).date(), time(), UTC) + DAY
+    return first, last
+
+
+def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl.DataFrame) -> pl.LazyFrame:
+    """Where each event belongs, as lookups into small tables rather than joins (a join would
+    copy every column of the events): `_customer`, the index of the customer behind its id or
+    alias (null: unknown); `_piece`, the piece of that customer's time its timestamp lies in
+    (null outside the calendar's days); the piece's `_counted` and `_in_contract`.
+
+    A piece is found by (customer, UTC day) in a dense table of the first piece of every day,
+    plus one for each piece boundary inside that day (a sparse table: few days have one) that
+    the timestamp has passed."""
+    customers = list(project.customers.values())
+    keys = [c.id for c in customers] + [alias for c in customers for alias in c.ingest_aliases]
+    index = list(range(len(customers))) + [i for i, c in enumerate(customers) for _ in c.ingest_aliases]
+    customer = pl.col("customer_id").replace_strict(keys, index, default=None, return_dtype=pl.Int64)
+    first, last = _days(calendar)
+    d0, days = (first - EPOCH).days, (last - first).days
+    by_day = (
+        pieces.with_columns(
+            pl.col("_customer").replace_strict([c.id for c in customers], range(len(customers))).alias("_c"),
+            pl.int_ranges(
+                pl.col("_lo").dt.epoch("d"), (pl.col("_hi") - timedelta.resolution).dt.epoch("d") + 1
+            ).alias("_day"),
         )
         .explode("_day")
+        .with_columns((pl.col("_c") * days + pl.col("_day") - d0).alias("_key"))
+    )
+    start = by_day.group_by("_key").agg(pl.col("_piece").min()).sort("_key").get_column("_piece")
+    inside = (  # the pieces starting after midnight of a day: boundaries within it
+        by_day.filter(pl.col("_lo").dt.epoch("us") > pl.col("_day") * (DAY // timedelta.resolution))
+        .group_by("_key")
+        .agg(pl.col("_lo").sort())
+    )
+    day = pl.col("timestamp").dt.epoch("d") - d0
+    key = pl.when((day >= 0) & (day < days)).then(customer * days + day)
+    piece = pl.lit(start).gather(key)
+    most = int(inside.select(pl.col("_lo").list.len().max().fill_null(0)).item())
+    for m in range(most):
+        boundary = key.replace_strict(
+            inside.get_column("_key"), inside.get_column("_lo").list.get(m, null_on_oob=True), default=None
+        )
+        piece = piece + (pl.col("timestamp") >= boundary).fill_null(False).cast(pl.UInt32)
+    contracted = pieces.get_column("contract_id").is_not_null()
+    return frame.with_columns(customer.alias("_customer"), piece.alias("_piece")).with_columns(
+        pl.lit(pieces.get_column("_counted")).gather(pl.col("_piece")).alias("_counted"),
+        pl.lit(contracted).gather(pl.col("_piece")).alias("_in_contract"),
     )
 
 
@@ -464,7 +498,7 @@ def compile_meter(
     rated = pl.col("_bucket") == "rated"
     first_valid = pl.when(pl.col("_reason").is_null()).then(pl.col("_order"))
 
-    resolved = (
+    resolved = locate(
         scan_events(files, props)
         .with_columns(structural.alias("_reason"), _ORDER.alias("_order"))
         # 3. the first valid row of each transaction id, in input order; invalid rows claim none
@@ -473,17 +507,12 @@ def compile_meter(
             (
                 pl.col("_reason").is_null() & (pl.col("_order") != first_valid.min().over("transaction_id"))
             ).alias("_duplicate")
-        )
-        # 4. the customer behind an id or alias; its contract and period by customer and day
-        .join(customers_frame(project), left_on="customer_id", right_on="_key", how="left")
-        .with_columns(pl.col("timestamp").dt.epoch("d").cast(pl.Int64).alias("_day"))
-        .join(days_frame(pieces), on=["_customer", "_day"], how="left")
-        .filter(
-            pl.col("_lo").is_null()
-            | ((pl.col("timestamp") >= pl.col("_lo")) & (pl.col("timestamp") < pl.col("_hi")))
-        )
-        .with_columns(number(k).alias(NUMBER + k) for k in numeric_keys)
-    )
+        ),
+        # 4. the customer behind an id or alias; the piece of its calendar the event lies in
+        project,
+        calendar,
+        pieces,
+    ).with_columns(number(k).alias(NUMBER + k) for k in numeric_keys)
     # 5. the metrics' expressions: their intermediate columns, then filters and values
     for lowered in (*filters.values(), *values.values()):
         resolved = lowered.prepare(resolved)
