@@ -377,6 +377,38 @@ def test_quantity_conversion_then_rounding(tmp_path: Path) -> None:
     assert (line["quantity"], line["total"]) == ("1.24", "124")
 
 
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [  # tokens 1,235,000 / 2,345,001 / -1,235,000 / 1,230,000 ÷ 1,000,000 → 2 places, × 100 cents
+        ("ROUND_HALF_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "0"), ("1.23", "123")]),
+        ("ROUND_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "0"), ("1.23", "123")]),
+        ("ROUND_DOWN", [("1.23", "123"), ("2.34", "234"), ("-1.23", "0"), ("1.23", "123")]),
+    ],
+)
+def test_quantity_rounding_methods(tmp_path: Path, method: str, expected: list[tuple[str, str]]) -> None:
+    """Half up and up go away from zero, down toward it; an exact value stays. A negative
+    quantity is charged nothing (no units are used)."""
+    conversion = "    quantity_conversion: {conversion_factor: 1000000, operation: DIVIDE}\n"
+    rounding = f"    quantity_rounding: {{decimal_places: 2, rounding_method: {method}}}\n"
+    base = BASE.replace(conversion, conversion + rounding)
+    spec = contract("      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 100}")
+    events = [tokens(u, n) for u, n in (("a", 1235000), ("b", 2345001), ("c", -1235000), ("d", 1230000))]
+    lines = usage_invoice(run(tmp_path, spec, events, base=base))["line_items"]
+    assert [(line["quantity"], line["total"]) for line in lines] == expected
+
+
+def test_a_conversion_is_exact_to_18_places(tmp_path: Path) -> None:
+    """10 and 20 units ÷ 3 do not end: the quantities keep 18 places, rounded half to even at the
+    last (3.333…3 and 6.666…7); their money is 333.33… → 333 and 666.66… → 667 cents."""
+    base = BASE.replace("conversion_factor: 1000000", "conversion_factor: 3")
+    spec = contract("      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 100}")
+    lines = usage_invoice(run(tmp_path, spec, [tokens("a", 10), tokens("b", 20)], base=base))["line_items"]
+    assert [(line["quantity"], line["total"]) for line in lines] == [
+        ("3.333333333333333333", "333"),
+        ("6.666666666666666667", "667"),
+    ]
+
+
 COMMIT = """    commits:
       - name: Prepaid
         product: prepaid

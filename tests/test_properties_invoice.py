@@ -10,13 +10,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
 from pricing import ir
 from pricing.diagnostics import Span
-from pricing.engine.rate import NO_MULTIPLIER, charge
+from pricing.engine.lines import split_charges
+from pricing.engine.meter import QUANTITY
+from pricing.engine.rate import NO_MULTIPLIER, Multipliers, Terms, charge
 
 MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
 SPAN = Span("t", 1, 1, 1, 2)
@@ -110,6 +113,50 @@ def test_a_split_segment_costs_the_same(
     whole = charge(price, NO_MULTIPLIER, Decimal(0), Decimal(used + q)).amount
     first = charge(price, NO_MULTIPLIER, Decimal(0), Decimal(used)).amount
     assert first + charge(price, NO_MULTIPLIER, Decimal(used), Decimal(q)).amount == whole
+
+
+quantities = st.integers(min_value=0, max_value=2000).map(lambda n: Decimal(n) / 100)
+multiplier_tiers = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=6).map(Decimal),
+        st.sampled_from(["0.5", "0.8", "1.25"]).map(Decimal),
+    ),
+    max_size=2,
+).flatmap(lambda bounded: st.sampled_from(["1", "0.9"]).map(lambda last: (*bounded, (None, Decimal(last)))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(["FLAT", "TIERED", "VOLUME", "PACKAGE"]),
+    tiers=tier_lists,
+    package=st.integers(min_value=1, max_value=7),
+    multipliers=multiplier_tiers,
+    lines=st.lists(st.tuples(quantities, quantities), min_size=1, max_size=6),
+)
+def test_the_polars_split_charges_every_line_as_charge_does(
+    kind: str,
+    tiers: list[tuple[Decimal | None, Decimal]],
+    package: int,
+    multipliers: Multipliers,
+    lines: list[tuple[Decimal, Decimal]],
+) -> None:
+    """Usage lines are split into price pieces in Polars, all at once; subscriptions and
+    composites use `charge`, one at a time (itself checked unit by unit above): the same money,
+    unit price and tier breakdown for every line, tiered multiplier overrides included."""
+    price = make_price(kind, tiers, package)
+    frame = pl.LazyFrame(
+        {
+            "_line": range(len(lines)),
+            "_used": [used for used, _ in lines],
+            "quantity": [q for _, q in lines],
+            "_term": [0] * len(lines),
+        },
+        schema={"_line": pl.UInt32, "_used": QUANTITY, "quantity": QUANTITY, "_term": pl.UInt32},
+    )
+    got = {
+        key[0]: charged for key, _, charged in split_charges(frame, ["_line"], [Terms(price, multipliers)])
+    }
+    assert got == {i: charge(price, multipliers, used, q) for i, (used, q) in enumerate(lines)}
 
 
 SPEC = """
