@@ -25,6 +25,7 @@ from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
 from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances
+from pricing.engine.lines import RatingError
 from pricing.engine.meter import ENGINES, STRATEGIES, USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
@@ -110,13 +111,13 @@ def _progress(message: str) -> Iterator[None]:
 
 
 def _guard(action: Callable[[], T], spec: Path) -> T:
-    """Bad event arguments are usage errors (exit 2), unreadable event files errors (exit 1);
-    neither is a traceback."""
+    """Bad event arguments are usage errors (exit 2), unreadable event files and usage that
+    cannot be rated errors (exit 1); none is a traceback."""
     try:
         return action()
     except EventInputError as exc:
         raise click.UsageError(str(exc)) from exc
-    except EventReadError as exc:
+    except (EventReadError, RatingError) as exc:
         raise click.ClickException(str(exc)) from exc
     except PricingError as exc:
         _fail(exc, spec)

@@ -7,15 +7,19 @@ compares lines and totals with the arithmetic written in the comments.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 import pricing
+from pricing.cli import main
 from pricing.engine.invoices import InvoiceRun
+from pricing.engine.lines import RatingError
 from pricing.engine.plan import compile
 
 MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
@@ -407,6 +411,43 @@ def test_a_conversion_is_exact_to_18_places(tmp_path: Path) -> None:
         ("3.333333333333333333", "333"),
         ("6.666666666666666667", "667"),
     ]
+
+
+def test_a_converted_quantity_too_large_to_hold_stops_the_run(tmp_path: Path) -> None:
+    """10^12 tokens × 10^9 = 10^21 units: beyond Decimal(38, 18), so no invoice, and no traceback
+    from the command line either."""
+    base = BASE.replace(
+        "conversion_factor: 1000000, operation: DIVIDE", "conversion_factor: 1000000000, operation: MULTIPLY"
+    )
+    spec = contract("      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 1}")
+    message = "product 'lm4': a converted quantity reaches 10^20, more than quantities can hold (38 digits, 18 after the point): "
+    with pytest.raises(RatingError, match=re.escape(message)):
+        run(tmp_path / "api", spec, [tokens("a", 10**12)], base=base)
+    root = project(tmp_path / "cli", spec, base=base)
+    (tmp_path / "events.jsonl").write_text(
+        json.dumps(
+            {
+                "transaction_id": "t",
+                "customer_id": "acme",
+                "timestamp": "2026-03-10T12:00:00Z",
+                **tokens("a", 10**12),
+            }
+        )
+        + "\n"
+    )
+    args = [
+        "invoice",
+        str(root),
+        "--events",
+        str(tmp_path / "events.jsonl"),
+        "--period",
+        "2026-03",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert (result.exit_code, result.stderr.startswith("Error: " + message)) == (1, True), result.stderr
+    assert not (tmp_path / "out" / "invoices.jsonl").exists()
 
 
 COMMIT = """    commits:

@@ -260,7 +260,8 @@ class _ProductRating:
         except pl.exceptions.ComputeError as exc:
             reason = str(exc).strip().splitlines()[0]
             raise RatingError(
-                f"product '{self.product.id}': its quantity conversion fails: {reason}"
+                f"product '{self.product.id}': a converted quantity reaches 10^20, more than"
+                f" quantities can hold (38 digits, 18 after the point): {reason}"
             ) from exc
         self._unpriced(rows.filter(pl.col("_term").is_null()), values, into)
         # 4. tiers: the quantity used before each line in its period and group, then its pieces
