@@ -320,11 +320,11 @@ def split_charges(
     pieces_of = [price_pieces(t.price, t.multipliers) for t in catalog]
     pieces = pl.DataFrame(
         [
-            (term, i, p.lo, p.hi, p.reach_above, p.reach_to)
+            (term, i, p.level, p.lo, p.hi, p.reach_above, p.reach_to)
             for term, own in enumerate(pieces_of)
             for i, p in enumerate(own)
         ],
-        schema={"_term": pl.UInt32(), "_piece": pl.UInt32()}
+        schema={"_term": pl.UInt32(), "_piece": pl.UInt32(), "_level": pl.UInt32()}
         | dict.fromkeys(("_lo", "_hi", "_above", "_to"), QUANTITY),
         orient="row",
     )
@@ -340,9 +340,12 @@ def split_charges(
             "quantity",
             "_term",
             "_piece",
+            "_level",
             pl.max_horizontal("_used", "_lo").alias("_from"),
             pl.min_horizontal(end, "_hi").alias("_upto"),
         )
+        # the pieces a line uses, and the first of its price (its unit price when it has one)
+        .filter((pl.col("_upto") > pl.col("_from")) | (pl.col("_level") == 1))
         .sort([*keys, "_piece"])
         .collect()
     )
@@ -351,5 +354,5 @@ def split_charges(
         parts = list(items)
         quantity, term = parts[0][width], parts[0][width + 1]
         own = pieces_of[term]
-        split = [(own[piece], lo, hi) for *_, piece, lo, hi in parts]
+        split = [(own[piece], lo, hi) for *_, piece, _level, lo, hi in parts]
         yield key, quantity, settle(catalog[term].price, catalog[term].multipliers, quantity, split)

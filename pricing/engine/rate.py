@@ -19,11 +19,10 @@ total is rounded to a whole minor unit once, when the line is made.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import ROUND_CEILING, Decimal, localcontext
 from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -289,7 +288,7 @@ def settle(
             block = _given(price.package_size)
 
             def packages(x: Decimal) -> Decimal:
-                return Decimal(math.ceil(x / block))
+                return (x / block).to_integral_value(ROUND_CEILING)
 
             amount = sum((p.unit * (packages(hi) - packages(lo)) for p, lo, hi in overlaps if hi > lo), ZERO)
             return Charge(amount, None if tiered_override else overlaps[0][0].unit, ())
