@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from pricing import ir
@@ -31,6 +32,7 @@ def _anchor(contract: ir.Contract, frequency: ir.BillingFrequency, timezone: Zon
     return start
 
 
+@lru_cache(maxsize=1 << 16)  # contracts share anchors (the 1st of a month): each boundary once
 def _boundary(anchor: datetime, step: int, frequency: ir.BillingFrequency, timezone: ZoneInfo) -> datetime:
     """The step-th boundary from the anchor (negative steps go back), in UTC."""
     local = anchor.replace(tzinfo=None)
