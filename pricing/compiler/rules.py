@@ -326,24 +326,30 @@ def _gaps(cover: list[Interval], start: datetime, end: datetime | None) -> Itera
 
 def entitled_coverage(project: Project) -> Iterator[Diagnostic]:
     """W501: an entitled usage product has a rate for the whole of each contract on its card."""
-    for contract in project.contracts.values():
-        card = project.rate_cards.get(contract.rate_card.id)
-        if card is None:
-            continue
+    entitled: dict[str, list[tuple[str, tuple[tuple[str, str], ...], list[ir.Rate]]]] = {}
+    for card in project.rate_cards.values():
         by_key: dict[tuple[str, tuple[tuple[str, str], ...]], list[ir.Rate]] = defaultdict(list)
         for rate in card.rates:
             by_key[(rate.product.id, rate.pricing_group_values)].append(rate)
-        for (product_id, groups), rates in sorted(by_key.items()):
-            product = project.products.get(product_id)
-            if product is None or product.type is not ir.ProductType.USAGE:
-                continue
-            if not any(r.entitled for r in rates):
-                continue
-            cover = [(r.starting_at, r.ending_before) for r in rates]
-            for lo, hi in _gaps(cover, contract.starting_at, contract.ending_before):
+        entitled[card.id] = [
+            (product_id, groups, rates)
+            for (product_id, groups), rates in sorted(by_key.items())
+            if (product := project.products.get(product_id)) is not None
+            and product.type is ir.ProductType.USAGE
+            and any(r.entitled for r in rates)
+        ]
+    gaps: dict[tuple[str, int, datetime, datetime | None], list[Interval]] = {}
+    for contract in project.contracts.values():
+        card_id = contract.rate_card.id
+        for i, (product_id, groups, rates) in enumerate(entitled.get(card_id, ())):
+            key = (card_id, i, contract.starting_at, contract.ending_before)  # contracts share these
+            if key not in gaps:
+                cover = [(r.starting_at, r.ending_before) for r in rates]
+                gaps[key] = list(_gaps(cover, contract.starting_at, contract.ending_before))
+            for lo, hi in gaps[key]:
                 which = "".join(f" {k}={v}" for k, v in groups)
                 message = (
-                    f"product '{product_id}'{which} has no rate on rate card '{card.id}' from "
+                    f"product '{product_id}'{which} has no rate on rate card '{card_id}' from "
                     f"{when(lo)} to {when(hi)}, inside contract '{contract.id}': its usage then is unpriced"
                 )
                 yield warning("W501", message, contract.at("rate_card"), Related("the rates", rates[0].span))

@@ -270,6 +270,8 @@ def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl
         .with_columns((pl.col("_c") * days + pl.col("_day") - d0).alias("_key"))
     )
     start = by_day.group_by("_key").agg(pl.col("_piece").min()).sort("_key").get_column("_piece")
+    if len(start) != len(customers) * days:  # pieces_frame covers every customer's every day
+        raise AssertionError(f"{len(start)} customer days have a piece, not {len(customers) * days}")
     inside = (  # the pieces starting after midnight of a day: boundaries within it
         by_day.filter(pl.col("_lo").dt.epoch("us") > pl.col("_day") * (DAY // timedelta.resolution))
         .group_by("_key")

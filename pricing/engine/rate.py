@@ -1,4 +1,4 @@
-"""Rating: the priced lines of one contract's statement period.
+"""Rating: what a price is, and the subscription and composite lines of a statement period.
 
 A usage product's period is cut into *segments* wherever its price can change (a rate or an
 override of it starts or ends). In each segment the product's *terms* are fixed: the rate that
@@ -13,8 +13,11 @@ multiplier overrides (MULTIPLIER one piece, TIERED one per tier). A line coverin
 is F(used + q) − F(used), so tiers continue across a rate change inside a period. PACKAGE charges
 whole packages: F(x) = ⌈x / size⌉ × price.
 
-Everything here is exact `Decimal` arithmetic on per-line results, never on events; a line's
-total is rounded to a whole minor unit once, when the line is made.
+A price is worked out once as its pieces (`price_pieces`). Usage lines find their overlap with
+the pieces in Polars, all at once (`pricing.engine.lines`); subscriptions and composites, a few
+per invoice, here (`charge`). Either way the money of the overlaps is exact `Decimal` arithmetic
+on per-line results (`settle`), never on events; a line's total is rounded to a whole minor unit
+once, when the line is made.
 """
 
 from __future__ import annotations
