@@ -101,7 +101,7 @@ def test_explain_names_the_strategy_and_predicates() -> None:
     )
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out
-    assert out.count("Lines SCAN") == 1
+    assert out.count("NDJson SCAN") == 1
 
 
 def test_unreadable_event_files_fail_the_run_with_a_message(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_one_scan_per_file(strategy: str) -> None:
         [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")], *MARCH, strategy=strategy
     )
     explained = plan.frame.explain()
-    assert explained.count("Lines SCAN") == 1  # NDJSON is read line by line
+    assert explained.count("NDJson SCAN") == 1  # every line an object: Polars' NDJSON reader
     assert explained.count("Csv SCAN") == 1
 
 
@@ -228,6 +228,26 @@ def test_two_contracts_and_a_gap_inside_one_day(tmp_path: Path) -> None:
     ]
     buckets = result.ledger.buckets
     assert (buckets["rated"], buckets["no_contract"], buckets["unknown_customer"]) == (5, 2, 1)
+
+
+def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) -> None:
+    """part1.jsonl is read whole by Polars' NDJSON reader; with a broken line and a blank line
+    appended it is read line by line. Every other line counts the same, the two new lines are
+    invalid rows 18 and 19 (their line numbers)."""
+    broken = tmp_path / "part1.jsonl"
+    broken.write_text((CASE / "part1.jsonl").read_text() + '{"transaction_id": "z1", \n\n')
+    lines = len((CASE / "part1.jsonl").read_text().splitlines())
+    project = compile(pricing.load(CASE))
+    whole = project.usage([str(CASE / "part1.jsonl")], *MARCH)
+    by_line = project.usage([str(broken)], *MARCH)
+    assert "NDJson SCAN" in project.compile_usage([str(CASE / "part1.jsonl")], *MARCH).frame.explain()
+    assert "Lines SCAN" in project.compile_usage([str(broken)], *MARCH).frame.explain()
+    assert by_line.usage.equals(whole.usage)
+    assert by_line.ledger.buckets == {**whole.ledger.buckets, "invalid": whole.ledger.buckets["invalid"] + 2}
+    assert [(r.reason, r.row) for r in by_line.ledger.invalid][-2:] == [
+        ("malformed JSON", lines + 1),
+        ("blank line", lines + 2),
+    ]
 
 
 def test_broken_lines_are_invalid_rows_not_a_failed_run(tmp_path: Path) -> None:

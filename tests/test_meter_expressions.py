@@ -60,7 +60,7 @@ def test_expression_metrics_are_invoiced() -> None:
 def test_expressions_share_the_one_scan_and_explain_shows_them() -> None:
     plan = compile(pricing.load(CASE))
     explained = plan.explain(EVENTS, *MARCH)
-    assert explained.count("Lines SCAN") == 1
+    assert explained.count("NDJson SCAN") == 1
     assert '  filter:    region in ["us", "eu"] and model is not null\n' in explained
     assert "  value:     input_tokens + 2 * output_tokens\n" in explained
     assert '  filter:    timestamp >= "2026-03-15" and region not in ["apac"]\n' in explained
