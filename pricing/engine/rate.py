@@ -295,24 +295,24 @@ def settle(
 
             amount = sum((p.unit * (packages(hi) - packages(lo)) for p, lo, hi in overlaps if hi > lo), ZERO)
             return Charge(amount, None if tiered_override else overlaps[0][0].unit, ())
-        tiers = tuple(
-            TierPiece(
-                p.level, p.lo, None if p.hi is None else p.hi - p.lo, hi - lo, p.unit, (hi - lo) * p.unit
-            )
-            for p, lo, hi in overlaps
-            if hi > lo
-        )
-        amount = sum((t.subtotal for t in tiers), ZERO)
         first = overlaps[0][0]
-        if first.volume_level is not None and not tiered_override:
+        if price.rate_type is ir.RateType.TIERED or tiered_override:  # a breakdown by tier
+            tiers = tuple(
+                TierPiece(
+                    p.level, p.lo, None if p.hi is None else p.hi - p.lo, hi - lo, p.unit, (hi - lo) * p.unit
+                )
+                for p, lo, hi in overlaps
+                if hi > lo
+            )
+            return Charge(sum((t.subtotal for t in tiers), ZERO), None, tiers)
+        amount = sum(((hi - lo) * p.unit for p, lo, hi in overlaps if hi > lo), ZERO)
+        if first.volume_level is not None:  # the one tier the period total reaches
             lo = first.reach_above or ZERO
             size = None if first.reach_to is None else first.reach_to - lo
             shown = (
                 (TierPiece(first.volume_level, lo, size, quantity, first.unit, amount),) if quantity else ()
             )
             return Charge(amount, first.unit, shown)
-        if price.rate_type is ir.RateType.TIERED or tiered_override:
-            return Charge(amount, None, tiers)
         return Charge(amount, first.unit, ())
 
 
