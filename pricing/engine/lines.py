@@ -181,82 +181,18 @@ class _ProductRating:
         """`intervals`: the calendar's counted intervals (contract_id, window_start, period_start)."""
         if not self.contract_rows:
             return
-        instant = rated.schema["window_start"]
-        contracts = pl.DataFrame(
-            self.contract_rows,
-            schema={"contract_id": pl.String(), "period_start": instant, "_class": pl.UInt32()},
-            orient="row",
-        )
-        cuts = pl.DataFrame(
-            self.class_rows,
-            schema={"_class": pl.UInt32(), "period_start": instant} | dict.fromkeys(_SEGMENT[2:], instant),
-            orient="row",
-        )
-        segment_frame = contracts.join(cuts, on=["_class", "period_start"])
-        # 1. each interval of the calendar lies in one segment of the product
-        segment_of = (
-            intervals.join(segment_frame, on=["contract_id", "period_start"])
-            .filter(
-                pl.col("segment_start") <= pl.col("window_start"),
-                pl.col("window_start") < pl.col("segment_end"),
-            )
-            .select("contract_id", "window_start", "segment_start", "segment_end")
-        )
-        group = usage_group(self.product, self.metric)
-        metered = aggregate(
-            rated.lazy().join(segment_of.lazy(), on=["contract_id", "window_start"]),
-            self.metric,
-            _SEGMENT,
-            group,
-        )
-        rows = metered.select(*_LINE, "quantity", pl.lit(False).alias("_zero")).collect()
-        if not self.product.pricing_group_key:  # an entitled product shows a line without usage
-            idle = segment_frame.join(rows, on=_SEGMENT, how="anti").select(
-                *_SEGMENT,
-                pl.lit("{}").alias("group_values"),
-                pl.lit(0, dtype=QUANTITY).alias("quantity"),
-                pl.lit(True).alias("_zero"),
-            )
-            rows = pl.concat([rows, idle])
-        # 2. terms, resolved once per class, segment and pricing values
+        segment_frame, rows = self._metered(rated, intervals)
         values = {g: _values(g) for g in rows.get_column("group_values").unique()}
-        pricing_of = {
-            g: tuple((k, v) for k, v in v if k in self.product.pricing_group_key) for g, v in values.items()
-        }
-        rows = rows.join(segment_frame, on=_SEGMENT).with_columns(
-            pl.col("group_values")
-            .replace_strict({g: repr(p) for g, p in pricing_of.items()})
-            .alias("_pricing")
-        )
-        presentation_of = {
-            g: tuple((k, v) for k, v in v if k in self.product.presentation_group_key)
-            for g, v in values.items()
-        }
-        pricing_by_key = {repr(p): p for p in pricing_of.values()}
-        catalog: dict[Terms, int] = {}
-        term_rows = []
-        for cls, at, key in rows.select("_class", "segment_start", "_pricing").unique().iter_rows():
-            found, reason = self._terms(cls, at, pricing_by_key[key])
-            term_rows.append(
-                (cls, at, key, None if found is None else catalog.setdefault(found, len(catalog)), reason)
+        presentation_of, pricing_of = {}, {}
+        for group, pairs in values.items():
+            presentation_of[group] = tuple(
+                (k, v) for k, v in pairs if k in self.product.presentation_group_key
             )
-        term_frame = pl.DataFrame(
-            term_rows,
-            schema={
-                "_class": pl.UInt32(),
-                "segment_start": instant,
-                "_pricing": pl.String(),
-                "_term": pl.UInt32(),
-                "_reason": pl.String(),
-            },
-            orient="row",
-        )
+            pricing_of[group] = tuple((k, v) for k, v in pairs if k in self.product.pricing_group_key)
+        rows, catalog = self._with_terms(rows.join(segment_frame, on=_SEGMENT), pricing_of)
+        # 3. the quantity of each line, converted and rounded
         try:
-            rows = (
-                rows.join(term_frame, on=["_class", "segment_start", "_pricing"])
-                .filter(~pl.col("_zero") | pl.col("_term").is_not_null())
-                .with_columns(converted(self.product, pl.col("quantity")).alias("quantity"))
-            )
+            rows = rows.with_columns(converted(self.product, pl.col("quantity")).alias("quantity"))
         except pl.exceptions.ComputeError as exc:
             reason = str(exc).strip().splitlines()[0]
             raise RatingError(
@@ -271,7 +207,7 @@ class _ProductRating:
         )
         priced = rows.lazy().filter(pl.col("_term").is_not_null()).with_columns(used.alias("_used"))
         product = self.product
-        for key, quantity, charged in split_charges(priced, _LINE, list(catalog)):
+        for key, quantity, charged in split_charges(priced, _LINE, catalog):
             contract_id, period_start, lo, hi, group = key
             into.lines.setdefault((str(contract_id), period_start), []).append(
                 Line(
@@ -288,6 +224,76 @@ class _ProductRating:
                     charged.tiers,
                 )
             )
+
+    def _metered(self, rated: pl.DataFrame, intervals: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """1. The product's segments of every billed period (with each one's class), and the
+        metered quantity of each segment and group — a zero row for a segment without usage
+        when the product has no pricing group key."""
+        instant = rated.schema["window_start"]
+        contracts = pl.DataFrame(
+            self.contract_rows,
+            schema={"contract_id": pl.String(), "period_start": instant, "_class": pl.UInt32()},
+            orient="row",
+        )
+        cuts = pl.DataFrame(
+            self.class_rows,
+            schema={"_class": pl.UInt32(), "period_start": instant} | dict.fromkeys(_SEGMENT[2:], instant),
+            orient="row",
+        )
+        segment_frame = contracts.join(cuts, on=["_class", "period_start"])
+        segment_of = (  # each interval of the calendar lies in one segment of the product
+            intervals.join(segment_frame, on=["contract_id", "period_start"])
+            .filter(
+                pl.col("segment_start") <= pl.col("window_start"),
+                pl.col("window_start") < pl.col("segment_end"),
+            )
+            .select("contract_id", "window_start", "segment_start", "segment_end")
+        )
+        metered = aggregate(
+            rated.lazy().join(segment_of.lazy(), on=["contract_id", "window_start"]),
+            self.metric,
+            _SEGMENT,
+            usage_group(self.product, self.metric),
+        )
+        rows = metered.select(*_LINE, "quantity", pl.lit(False).alias("_zero")).collect()
+        if not self.product.pricing_group_key:  # an entitled product shows a line without usage
+            idle = segment_frame.join(rows, on=_SEGMENT, how="anti").select(
+                *_SEGMENT,
+                pl.lit("{}").alias("group_values"),
+                pl.lit(0, dtype=QUANTITY).alias("quantity"),
+                pl.lit(True).alias("_zero"),
+            )
+            rows = pl.concat([rows, idle])
+        return segment_frame, rows
+
+    def _with_terms(
+        self, rows: pl.DataFrame, pricing_of: Mapping[str, Values]
+    ) -> tuple[pl.DataFrame, list[Terms]]:
+        """2. Each row's terms (`_term`, an index into the returned catalog) or why it is unpriced
+        (`_reason`), resolved once per class, segment and pricing values; a zero row without
+        terms is dropped."""
+        keys = {group: repr(pricing) for group, pricing in pricing_of.items()}
+        rows = rows.with_columns(pl.col("group_values").replace_strict(keys).alias("_pricing"))
+        pricing_by_key = {keys[group]: pricing for group, pricing in pricing_of.items()}
+        catalog: dict[Terms, int] = {}
+        term_rows = []
+        for cls, at, key in rows.select("_class", "segment_start", "_pricing").unique().iter_rows():
+            found, reason = self._terms(cls, at, pricing_by_key[key])
+            term = None if found is None else catalog.setdefault(found, len(catalog))
+            term_rows.append((cls, at, key, term, reason))
+        term_frame = pl.DataFrame(
+            term_rows,
+            schema={
+                "_class": pl.UInt32(),
+                "segment_start": rows.schema["segment_start"],
+                "_pricing": pl.String(),
+                "_term": pl.UInt32(),
+                "_reason": pl.String(),
+            },
+            orient="row",
+        )
+        joined = rows.join(term_frame, on=["_class", "segment_start", "_pricing"])
+        return joined.filter(~pl.col("_zero") | pl.col("_term").is_not_null()), list(catalog)
 
     def _unpriced(self, rows: pl.DataFrame, values: Mapping[str, Values], into: UsageRating) -> None:
         for contract_id, lo, hi, group, quantity, reason in rows.select(
