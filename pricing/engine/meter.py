@@ -498,16 +498,18 @@ def compile_meter(
     window_keys = ["window_start", "window_end"] if clock else []
     pieces = pieces_frame(project, calendar)
     rated = pl.col("_bucket") == "rated"
-    first_valid = pl.when(pl.col("_reason").is_null()).then(pl.col("_order"))
 
     resolved = locate(
         scan_events(files, props)
         .with_columns(structural.alias("_reason"), _ORDER.alias("_order"))
         # 3. the first valid row of each transaction id, in input order; invalid rows claim none
-        # (a parallel hash aggregation per id, where `is_first_distinct` is one thread's scan)
+        # (a parallel hash aggregation per id, where `is_first_distinct` is one thread's scan; the
+        # window reads a plain column: an expression inside it is evaluated group by group)
+        .with_columns(pl.when(pl.col("_reason").is_null()).then(pl.col("_order")).alias("_valid_order"))
         .with_columns(
             (
-                pl.col("_reason").is_null() & (pl.col("_order") != first_valid.min().over("transaction_id"))
+                pl.col("_valid_order").is_not_null()
+                & (pl.col("_valid_order") != pl.col("_valid_order").min().over("transaction_id"))
             ).alias("_duplicate")
         ),
         # 4. the customer behind an id or alias; the piece of its calendar the event lies in
