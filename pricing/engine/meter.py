@@ -278,7 +278,7 @@ def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl
         .agg(pl.col("_lo").sort())
     )
     day = pl.col("timestamp").dt.epoch("d") - d0
-    key = pl.when((day >= 0) & (day < days)).then(customer * days + day)
+    key = pl.col("_key")
     piece = pl.lit(start).gather(key)
     most = int(inside.select(pl.col("_lo").list.len().max().fill_null(0)).item())
     for m in range(most):
@@ -287,9 +287,16 @@ def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl
         )
         piece = piece + (pl.col("timestamp") >= boundary).fill_null(False).cast(pl.UInt32)
     contracted = pieces.get_column("contract_id").is_not_null()
-    return frame.with_columns(customer.alias("_customer"), piece.alias("_piece")).with_columns(
-        pl.lit(pieces.get_column("_counted")).gather(pl.col("_piece")).alias("_counted"),
-        pl.lit(contracted).gather(pl.col("_piece")).alias("_in_contract"),
+    # one step per column: each reads the one before as a plain column (measured faster than
+    # one nested expression)
+    return (
+        frame.with_columns(customer.alias("_customer"))
+        .with_columns(pl.when((day >= 0) & (day < days)).then(pl.col("_customer") * days + day).alias("_key"))
+        .with_columns(piece.alias("_piece"))
+        .with_columns(
+            pl.lit(pieces.get_column("_counted")).gather(pl.col("_piece")).alias("_counted"),
+            pl.lit(contracted).gather(pl.col("_piece")).alias("_in_contract"),
+        )
     )
 
 
