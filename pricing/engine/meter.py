@@ -124,6 +124,7 @@ def needs_number(metric: ir.Metric) -> bool:
 
 
 FILTERED = "f."  # the column holding a metric's `filter` expression: true, or false (never null)
+MATCHED = "m."  # the column telling whether a row passes all of a metric's filters
 VALUE = "v."  # the column holding a metric's `value` expression
 
 
@@ -435,7 +436,8 @@ def compile_meter(
     metrics = {m.metric.id: m.metric for m in sorted(measures, key=lambda m: m.metric.id)}
     filters = {mid: lower_expression(m, "filter") for mid, m in metrics.items() if m.filter}
     values = {mid: lower_expression(m, "value") for mid, m in metrics.items() if value_of(m)}
-    matches = {mid: lower_filter(metric) for mid, metric in metrics.items()}
+    # each metric's verdict on a row, a column computed once and read by the checks and the bucket
+    matches = {mid: pl.col(MATCHED + mid) for mid in metrics}
     counted = [m for m in metrics.values() if m.aggregation_type is not ir.AggregationType.COUNT]
     numeric = sorted({source(m) for m in counted if needs_number(m)})
     numeric_keys = sorted(n.removeprefix(NUMBER) for n in numeric if n.startswith(NUMBER))
@@ -532,6 +534,7 @@ def compile_meter(
             *(f.expr.fill_null(False).alias(FILTERED + mid) for mid, f in filters.items()),
             *(v.expr.alias(VALUE + mid) for mid, v in values.items()),
         )
+        .with_columns(lower_filter(metric).alias(MATCHED + mid) for mid, metric in metrics.items())
         .with_columns(bad_number.alias("_bad_number"))
         .with_columns(bucket.alias("_bucket"))
         .with_columns(
