@@ -552,11 +552,12 @@ def compile_meter(
     place = ["_piece", *window_keys]
     chosen, why = choose_strategy(files, [d for d in dims if d.startswith(PREFIX)], strategy)
     if chosen == PRE_AGGREGATED:
-        group = [
-            *outcome,
-            *(pl.when(rated).then(pl.col(k)).alias(k) for k in (*place, "event_type", *dims)),
-        ]
-        frame = rows.group_by(group).agg(*ledger, *measured(counted))
+        keys = (*place, "event_type", *dims)  # for rated rows; null for the others
+        frame = (
+            rows.with_columns(pl.when(rated).then(pl.col(k)).alias(k) for k in keys)
+            .group_by([*outcome, *keys])
+            .agg(*ledger, *measured(counted))
+        )
     else:
         # The resolved rows, computed once (one scan), grouped for the ledger and by each metric.
         shared = rows.cache()
