@@ -534,6 +534,7 @@ def compile_meter(
             *(f.expr.fill_null(False).alias(FILTERED + mid) for mid, f in filters.items()),
             *(v.expr.alias(VALUE + mid) for mid, v in values.items()),
         )
+        # 6. each metric's verdict on the row, then the checks of its values, then the bucket
         .with_columns(lower_filter(metric).alias(MATCHED + mid) for mid, metric in metrics.items())
         .with_columns(bad_number.alias("_bad_number"))
         .with_columns(bucket.alias("_bucket"))
@@ -542,7 +543,7 @@ def compile_meter(
             *clock,
         )
     )
-    # 8. the aggregation: rows that are not rated collapse to one group per bucket and reason
+    # 7. the aggregation: rows that are not rated collapse to one group per bucket and reason
     outcome = ["_file", "_bucket", "_reason"]
     ledger = [
         pl.len().alias("_n"),
