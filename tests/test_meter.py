@@ -248,6 +248,15 @@ def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) ->
         ("malformed JSON", lines + 1),
         ("blank line", lines + 2),
     ]
+    # `properties` that is not an object: Polars' reader would fail, so line by line
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(
+        (CASE / "part1.jsonl").read_text()
+        + '{"transaction_id": "z2", "customer_id": "acme", "event_type": "call",'
+        + ' "timestamp": "2026-03-05T00:00:00Z", "properties": 5}\n'
+    )
+    assert "Lines SCAN" in project.compile_usage([str(odd)], *MARCH).frame.explain()
+    assert project.usage([str(odd)], *MARCH).ledger.rows == lines + 1
 
 
 def test_broken_lines_are_invalid_rows_not_a_failed_run(tmp_path: Path) -> None:
