@@ -378,7 +378,7 @@ def invoice(
         task = bar.add_task("metering and rating", total=None)
 
         def advance(done: int, total: int) -> None:
-            bar.update(task, description="rating periods", completed=done, total=total)
+            bar.update(task, description="rating", completed=done, total=total)
 
         result = _guard(
             lambda: compile_plan(project).invoice(

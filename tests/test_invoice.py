@@ -450,6 +450,14 @@ def test_a_converted_quantity_too_large_to_hold_stops_the_run(tmp_path: Path) ->
     assert not (tmp_path / "out" / "invoices.jsonl").exists()
 
 
+def test_progress_counts_the_usage_products_then_the_periods(tmp_path: Path) -> None:
+    """Four usage products (calls, lm4, units, units_by_region) are rated, then March's one
+    invoice is assembled: five steps, each reported once when done."""
+    calls: list[tuple[int, int]] = []
+    run(tmp_path, contract(FLAT_CALLS), [CALL], progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+
+
 COMMIT = """    commits:
       - name: Prepaid
         product: prepaid

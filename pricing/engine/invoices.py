@@ -364,14 +364,17 @@ def build_invoices(
     progress: Progress | None = None,
     opening: Mapping[BalanceKey, Decimal] | None = None,
 ) -> InvoiceRun:
-    """`progress(done, total)` is called as the invoiced periods are rated; `opening` gives
-    what was left of commits and credits after an earlier run (default: their full amounts)."""
+    """`progress(done, total)` is called as the usage products are rated and then as each
+    invoiced period's invoice is assembled; `opening` gives what was left of commits and credits
+    after an earlier run (default: their full amounts)."""
     timezone = ZoneInfo(project.manifest.timezone)
     rounding = project.manifest.rounding.value
     periods = calendar.periods()
     billing_of = {c: products_billing(project, project.contracts[c]) for c in {c for c, _ in periods}}
     billed = {c: frozenset(p.id for ps in billing.values() for p in ps) for c, billing in billing_of.items()}
-    usage = rate_usage(project, calendar, rated, billed, rounding)
+    # progress: the usage products rated, then the periods' invoices assembled
+    products_done = None if progress is None else (lambda done, total: progress(done, total + len(periods)))
+    usage = rate_usage(project, calendar, rated, billed, rounding, products_done)
     # metrics that some invoiced contract bills with no product: their usage is reported unpriced
     unbilled = {
         m.id: metric_usage(rated, m)
@@ -380,9 +383,7 @@ def build_invoices(
     }
     invoices: list[Invoice] = []
     unpriced: list[Unpriced] = usage.unpriced
-    for done, (contract_id, period) in enumerate(periods):
-        if progress is not None:
-            progress(done, len(periods))
+    for done, (contract_id, period) in enumerate(periods, 1):
         contract = project.contracts[contract_id]
         billing = billing_of[contract_id]
         lines: list[Line] = list(usage.lines.get((contract_id, period[0]), ()))
@@ -412,6 +413,8 @@ def build_invoices(
                 project.spec_hash,
             )
         )
+        if progress is not None:
+            progress(usage.products + done, usage.products + len(periods))
     of_contract: dict[str, list[Invoice]] = {}
     for usage_invoice in invoices:  # in period order per contract: calendar.periods() is sorted
         of_contract.setdefault(usage_invoice.contract_id, []).append(usage_invoice)

@@ -25,7 +25,7 @@ the Line: arithmetic on per-line results, never on events.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -72,6 +72,7 @@ def usage_group(product: ir.Product, metric: ir.Metric) -> tuple[str, ...]:
 class UsageRating:
     lines: dict[PeriodKey, list[Line]] = field(default_factory=dict)
     unpriced: list[Unpriced] = field(default_factory=list)
+    products: int = 0  # the usage products rated
 
 
 def rate_usage(
@@ -80,9 +81,10 @@ def rate_usage(
     rated: pl.DataFrame,
     billed: Mapping[str, frozenset[str]],
     rounding: str,
+    rated_products: Callable[[int, int], None] | None = None,
 ) -> UsageRating:
     """The usage lines of every counted period of the calendar; `billed` names the usage
-    products each contract bills."""
+    products each contract bills; `rated_products(done, total)` follows the products rated."""
     rating = UsageRating()
     periods = calendar.periods()
     instant = rated.schema["window_start"]
@@ -91,9 +93,16 @@ def rate_usage(
         schema={"contract_id": pl.String(), "window_start": instant, "period_start": instant},
         orient="row",
     )
-    for product in sorted(project.products.values(), key=lambda p: p.id):
-        if product.type is ir.ProductType.USAGE and product.billable_metric is not None:
-            _ProductRating(project, periods, product, billed).rate(rated, intervals, rounding, rating)
+    products = [
+        p
+        for p in sorted(project.products.values(), key=lambda p: p.id)
+        if p.type is ir.ProductType.USAGE and p.billable_metric is not None
+    ]
+    for done, product in enumerate(products, 1):
+        _ProductRating(project, periods, product, billed).rate(rated, intervals, rounding, rating)
+        rating.products = done
+        if rated_products is not None:
+            rated_products(done, len(products))
     return rating
 
 

@@ -129,8 +129,9 @@ class Plan:
     ) -> InvoiceRun:
         """The invoices of every statement period starting in [start, end) and of every scheduled
         charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED. `progress(done, total)`
-        is told how many periods are rated. `opening`: commit and credit balances left by the
-        previous run (`InvoiceRun.balances`, run.json `balances`); by default they are full."""
+        is told how many usage products are rated and periods invoiced. `opening`: commit and
+        credit balances left by the previous run (`InvoiceRun.balances`, run.json `balances`); by
+        default they are full."""
         project = self.project
         measures = [Measure(m, ()) for m in project.metrics.values()]
         for product in project.products.values():
