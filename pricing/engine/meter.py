@@ -262,7 +262,11 @@ def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl
     d0, days = (first - EPOCH).days, (last - first).days
     by_day = (
         pieces.with_columns(
-            pl.col("_customer").replace_strict([c.id for c in customers], range(len(customers))).alias("_c"),
+            pl.col("_customer")
+            .replace_strict(
+                [c.id for c in customers], range(len(customers)), default=None, return_dtype=pl.Int64
+            )
+            .alias("_c"),
             pl.int_ranges(
                 pl.col("_lo").dt.epoch("d"), (pl.col("_hi") - timedelta.resolution).dt.epoch("d") + 1
             ).alias("_day"),
