@@ -257,6 +257,12 @@ def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) ->
     )
     assert "Lines SCAN" in project.compile_usage([str(odd)], *MARCH).frame.explain()
     assert project.usage([str(odd)], *MARCH).ledger.rows == lines + 1
+    # a byte-order mark before the first line (Windows editors): line by line, and still counted
+    marked = tmp_path / "marked.jsonl"
+    marked.write_text("\ufeff" + (CASE / "part1.jsonl").read_text(), encoding="utf-8")
+    assert "Lines SCAN" in project.compile_usage([str(marked)], *MARCH).frame.explain()
+    with_mark = project.usage([str(marked)], *MARCH)
+    assert (with_mark.usage.equals(whole.usage), with_mark.ledger) == (True, whole.ledger)
 
 
 def test_a_project_without_customers_and_an_empty_file(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
     elif file.format == "ndjson":
         # Line by line, so that a broken line is an invalid row with its reason, not a failed run.
         frame = pl.scan_lines(file.path)
-        line = pl.col("line")
+        line = pl.col("line").str.strip_prefix("\ufeff")  # a byte-order mark some editors write first
         whole = line.str.json_path_match("$")
         malformed = (
             pl.when(line.str.strip_chars() == "")
