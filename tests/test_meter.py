@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -280,6 +281,42 @@ def test_a_project_without_customers_and_an_empty_file(tmp_path: Path) -> None:
     assert plan.usage(files, *MARCH).ledger.buckets["unknown_customer"] == 1
     run = plan.invoice(files, *MARCH)
     assert (run.invoices, run.ledger.rows, run.ledger.buckets["unknown_customer"]) == ((), 1, 1)
+
+
+def test_a_property_only_tested_for_presence_does_not_split_the_pre_aggregation(tmp_path: Path) -> None:
+    """Metronome's usual metric: SUM of tokens with `{name: tokens, exists: true}`. 200 events
+    with token counts 1…200 are one group of the pre-aggregation, not 200; the sum is
+    200 · 201 / 2 = 20,100, and an event without tokens is unmatched."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Tokens\n")
+    (tmp_path / "spec.yaml").write_text(
+        "metrics:\n"
+        "  tokens:\n"
+        "    property_filters: [{name: tokens, exists: true}]\n"
+        "    aggregation_type: SUM\n"
+        "    aggregation_key: tokens\n"
+        "customers: {acme: {}}\n"
+        "rate_cards: {rc: {rates: []}}\n"
+        "contracts: {c: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}\n"
+    )
+    lines = [
+        f'{{"transaction_id": "{n}", "customer_id": "acme", "event_type": "chat",'
+        f' "timestamp": "2026-03-02T00:00:00Z", "properties": {{"tokens": {n}}}}}'
+        for n in range(1, 201)
+    ]
+    no_tokens = {
+        "transaction_id": "x",
+        "customer_id": "acme",
+        "event_type": "chat",
+        "timestamp": "2026-03-03T00:00:00Z",
+    }
+    lines.append(json.dumps(no_tokens))
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    plan = compile(pricing.load(tmp_path)).compile_usage([str(tmp_path / "events.jsonl")], *MARCH)
+    pre = plan.frame.collect()
+    assert pre.filter(pl.col("_bucket") == "rated").height == 1
+    result = compile(pricing.load(tmp_path)).usage([str(tmp_path / "events.jsonl")], *MARCH)
+    assert [q for *_, q in quantities(result.usage)] == [Decimal(20100)]
+    assert (result.ledger.buckets["rated"], result.ledger.buckets["unmatched"]) == (200, 1)
 
 
 def test_broken_lines_are_invalid_rows_not_a_failed_run(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ streaming engine keeps memory bounded:
 7. group       one group_by over the file, the bucket, the invalid reason, and — for rated
                rows — the piece of the calendar (customer, contract, period, segment), the
                window, event type, every property any metric filters or groups on (UNIQUE keys
-               too) and each `filter:` column, with count and the reductions (sum, max, min,
+               too; a property only tested with `exists`, as present or absent) and each
+               `filter:` column, with count and the reductions (sum, max, min,
                latest) the metrics take of their numeric keys and `value:` columns: the
                pre-aggregation.
 
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -126,6 +127,7 @@ def needs_number(metric: ir.Metric) -> bool:
 FILTERED = "f."  # the column holding a metric's `filter` expression: true, or false (never null)
 MATCHED = "m."  # the column telling whether a row passes all of a metric's filters
 VALUE = "v."  # the column holding a metric's `value` expression
+PRESENT = ""  # a pre-aggregation key that only tells a property is there (null: absent)
 
 
 def lower_expression(metric: ir.Metric, role: str) -> Lowered:
@@ -364,16 +366,23 @@ def distinct_at(rows: int, half: int, at_half: int, at_full: int) -> int:
     return round(at_half / (1 - q) * -math.expm1(rows / half * math.log(q)))
 
 
-def choose_strategy(files: Sequence[EventFile], keys: Sequence[str], strategy: str) -> tuple[str, str]:
+def choose_strategy(
+    files: Sequence[EventFile], keys: Sequence[str], presence: Collection[str], strategy: str
+) -> tuple[str, str]:
     """PRE_AGGREGATED unless the pre-aggregation's keys (customer, event type and every
-    property a metric filters, groups or counts distinct values of) are so varied that grouping
-    the events by all of them at once would not even halve them: estimated from a sample of the
-    first file and the number of input rows."""
+    property a metric filters, groups or counts distinct values of — of those in `presence`,
+    only whether they are there) are so varied that grouping the events by all of them at once
+    would not even halve them: estimated from a sample of the first file and the number of
+    input rows."""
     if strategy != "auto":
         return strategy, "chosen with --strategy"
     if not files:
         return PRE_AGGREGATED, "no events"
-    columns = ["customer_id", "event_type", *keys]
+    columns = [
+        pl.col("customer_id"),
+        pl.col("event_type"),
+        *(pl.col(k).is_not_null().alias(k) if k in presence else pl.col(k) for k in keys),
+    ]
     sample = scan_events(files[:1], [k.removeprefix(PREFIX) for k in keys]).head(SAMPLE_ROWS)
     try:
         combos = sample.select(pl.struct(columns).alias("keys")).collect().get_column("keys")
@@ -452,6 +461,17 @@ def compile_meter(
         | {FILTERED + mid for mid in filters}
         | set(unique)
     )
+    # A property that metrics only test for presence (`exists`) enters the pre-aggregation as
+    # present or absent, not by its value: `{name: tokens, exists: true}` must not make every
+    # token count a group of its own.
+    valued = {PREFIX + g for m in measures for g in m.group} | set(unique)
+    valued |= {
+        PREFIX + f.name
+        for m in metrics.values()
+        for f in m.property_filters
+        if f.in_values is not None or f.not_in_values is not None
+    }
+    presence = {d for d in dims if d.startswith(PREFIX)} - valued
 
     structural = (
         pl.when(pl.col("_malformed").is_not_null())
@@ -555,11 +575,16 @@ def compile_meter(
         pl.col("_order").filter(pl.col("_bucket") == "invalid").bottom_k(INVALID_EXAMPLES).alias("_examples"),
     ]
     place = ["_piece", *window_keys]
-    chosen, why = choose_strategy(files, [d for d in dims if d.startswith(PREFIX)], strategy)
+    chosen, why = choose_strategy(files, [d for d in dims if d.startswith(PREFIX)], presence, strategy)
     if chosen == PRE_AGGREGATED:
         keys = (*place, "event_type", *dims)  # for rated rows; null for the others
         frame = (
-            rows.with_columns(pl.when(rated).then(pl.col(k)).alias(k) for k in keys)
+            rows.with_columns(
+                pl.when(rated & pl.col(k).is_not_null()).then(pl.lit(PRESENT)).alias(k)
+                if k in presence
+                else pl.when(rated).then(pl.col(k)).alias(k)
+                for k in keys
+            )
             .group_by([*outcome, *keys])
             .agg(*ledger, *measured(counted))
         )
