@@ -205,7 +205,7 @@ _STRATEGY = click.option(
     type=click.Choice(ENGINES),
     default="auto",
     show_default=True,
-    help="Polars engine; auto streams inputs above 1 GiB (see pricing explain).",
+    help="Polars engine; auto streams the pre-aggregated plan (see pricing explain).",
 )
 @click.option("--group-by", "group_by", help="Comma-separated properties to group each metric by.")
 @_STRATEGY

@@ -97,7 +97,7 @@ def test_explain_names_the_strategy_and_predicates() -> None:
     assert code == 0
     assert out.startswith(
         "strategy: pre-aggregated (only 13 events in the sample)\n"
-        "engine: in-memory (inputs are 0 MiB, at most 1 GiB)\n"
+        "engine: streaming (the pre-aggregated plan streams)\n"
     )
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out

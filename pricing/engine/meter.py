@@ -399,19 +399,19 @@ def choose_strategy(
     return PRE_AGGREGATED, measured
 
 
-STREAMING_ABOVE = 1 << 30  # bytes of input files from which the streaming engine is used
 ENGINES = ("auto", "in-memory", "streaming")
 
 
-def choose_engine(files: Sequence[EventFile], engine: str) -> tuple[str, str]:
-    """The engine of a run and why. In-memory is faster here (the dedup of transaction ids does
-    not stream); streaming bounds memory when the inputs are large."""
+def choose_engine(strategy: str, engine: str) -> tuple[str, str]:
+    """The engine of a run and why. The pre-aggregated plan streams (its aggregation uses only
+    reductions that do): measured faster than in memory here (10M events: 3.3 s against 5.5 s)
+    and with memory that grows with the distinct transaction ids rather than with the events.
+    The per-metric plan keeps the resolved events for each metric's grouping anyway."""
     if engine != "auto":
         return engine, "chosen with --engine"
-    size = sum(f.path.stat().st_size for f in files)
-    if size > STREAMING_ABOVE:
-        return "streaming", f"inputs are {size / 2**30:.1f} GiB, above 1 GiB"
-    return "in-memory", f"inputs are {size / 2**20:.0f} MiB, at most 1 GiB"
+    if strategy == PER_METRIC:
+        return "in-memory", "the per-metric plan holds the resolved events"
+    return "streaming", "the pre-aggregated plan streams"
 
 
 SEGMENT = "SEGMENT"  # the calendar's intervals as windows: the parts of a period between price changes
@@ -564,15 +564,17 @@ def compile_meter(
         .with_columns(bucket.alias("_bucket"))
         .with_columns(
             pl.coalesce("_reason", "_bad_number").alias("_reason"),
+            pl.when(pl.col("_bucket") == "invalid").then(pl.col("_order")).alias("_invalid_at"),
             *clock,
         )
     )
     # 7. the aggregation: rows that are not rated collapse to one group per bucket and reason
-    outcome = ["_file", "_bucket", "_reason"]
+    # (an invalid row is a group of its own, keyed by its position, so that the ledger can show
+    # the first ones: a list or top-k aggregation would keep the engine from streaming)
+    outcome = ["_file", "_bucket", "_reason", "_invalid_at"]
     ledger = [
         pl.len().alias("_n"),
         pl.col("_row").max().alias("_last_row"),
-        pl.col("_order").filter(pl.col("_bucket") == "invalid").bottom_k(INVALID_EXAMPLES).alias("_examples"),
     ]
     place = ["_piece", *window_keys]
     chosen, why = choose_strategy(files, [d for d in dims if d.startswith(PREFIX)], presence, strategy)
@@ -611,7 +613,7 @@ def compile_meter(
         tuple(measures),
         chosen,
         why,
-        *choose_engine(files, engine),
+        *choose_engine(chosen, engine),
     )
 
 
@@ -718,13 +720,11 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     names = {f.index: f.path.as_posix() for f in plan.files}
     examples = (
         pre.filter(pl.col("_bucket") == "invalid")
-        .select("_reason", pl.col("_examples"))
-        .explode("_examples")
-        .drop_nulls("_examples")
-        .sort("_examples")
+        .select("_reason", "_invalid_at")
+        .sort("_invalid_at")
         .group_by("_reason", maintain_order=True)
         .head(INVALID_EXAMPLES)
-        .sort("_examples")
+        .sort("_invalid_at")
     )
     invalid = tuple(
         InvalidRow(str(reason), names[int(order) >> 32], int(order) & 0xFFFFFFFF)
