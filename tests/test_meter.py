@@ -91,6 +91,25 @@ def test_one_scan_per_file(strategy: str) -> None:
     assert explained.count("Csv SCAN") == 1
 
 
+def test_the_pre_aggregation_streams(tmp_path: Path) -> None:
+    """With COUNT, SUM, MAX, MIN and UNIQUE metrics every node of the pre-aggregated plan runs on
+    the streaming engine: an aggregation it cannot stream (a top-k or list of each group's rows,
+    as the ledger's examples once were) makes Polars run the whole group_by in memory, holding
+    every event. (LATEST still does that: docs/decisions.md.)"""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Streams\n")
+    kinds = {"n": "COUNT", "s": "SUM", "hi": "MAX", "lo": "MIN", "u": "UNIQUE"}
+    metrics = "".join(
+        f"  {name}: {{aggregation_type: {kind}{'' if kind == 'COUNT' else ', aggregation_key: x'}}}\n"
+        for name, kind in kinds.items()
+    )
+    (tmp_path / "spec.yaml").write_text(f"metrics:\n{metrics}customers: {{acme: {{}}}}\n")
+    plan = compile(pricing.load(tmp_path)).compile_usage([str(CASE / "part1.jsonl")], *MARCH)
+    assert (plan.strategy, plan.engine) == (PRE_AGGREGATED, "streaming")
+    physical = plan.frame.show_graph(engine="streaming", plan_stage="physical", raw_output=True)
+    assert physical is not None
+    assert 'label="in-memory' not in physical  # a node that falls back (the legend names the kind)
+
+
 def test_the_strategy_follows_the_variety_of_keys_in_a_sample(tmp_path: Path) -> None:
     """Every call by another user: grouping by all keys (the UNIQUE key `user` among them)
     would keep every event, so each metric is grouped on its own; with ten users, pre-aggregate."""

@@ -1,7 +1,9 @@
 """Metering: one lazy Polars plan that measures every billable metric and fills the ledger.
 
-The plan is one linear pipeline over the events — no branches, so no cached copies, and the
-streaming engine keeps memory bounded:
+The plan is one linear pipeline over the events — no branches, so no cached copies — and its
+aggregation uses only reductions that Polars' streaming engine streams, so memory grows with the
+distinct transaction ids (the dedup), not with the events; only a LATEST metric (the value of
+the latest event, an ordered pick) makes Polars run the aggregation in memory:
 
 1. scan        every file, in input order, keeping (`_file`, `_row`)
 2. validate    a missing required field or an unparseable timestamp       → invalid
@@ -17,7 +19,8 @@ streaming engine keeps memory bounded:
                aggregation key that is not a number, or an error of its expressions
                (not a number, division by zero, out of range)            → invalid (for the run)
 6. metrics     rows matching no metric                                     → unmatched; else rated
-7. group       one group_by over the file, the bucket, the invalid reason, and — for rated
+7. group       one group_by over the file, the bucket, the invalid reason (an invalid row's
+               position too, so the ledger can show the first ones), and — for rated
                rows — the piece of the calendar (customer, contract, period, segment), the
                window, event type, every property any metric filters or groups on (UNIQUE keys
                too; a property only tested with `exists`, as present or absent) and each
