@@ -146,16 +146,14 @@ def test_the_polars_split_charges_every_line_as_charge_does(
     price = make_price(kind, tiers, package)
     frame = pl.LazyFrame(
         {
-            "_line": range(len(lines)),
+            "line": range(len(lines)),
             "_used": [used for used, _ in lines],
             "quantity": [q for _, q in lines],
             "_term": [0] * len(lines),
         },
-        schema={"_line": pl.UInt32, "_used": QUANTITY, "quantity": QUANTITY, "_term": pl.UInt32},
+        schema={"line": pl.UInt32, "_used": QUANTITY, "quantity": QUANTITY, "_term": pl.UInt32},
     )
-    got = {
-        key[0]: charged for key, _, charged in split_charges(frame, ["_line"], [Terms(price, multipliers)])
-    }
+    got = {key[0]: charged for key, _, charged in split_charges(frame, ["line"], [Terms(price, multipliers)])}
     assert got == {i: charge(price, multipliers, used, q) for i, (used, q) in enumerate(lines)}
 
 
