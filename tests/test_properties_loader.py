@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pricing
-from pricing.compiler.schema import schema
-from pricing.compiler.source import spec_files
+from pricing.compiler.schema import _fast_validators, _validators, schema
+from pricing.compiler.source import parse_yaml, spec_files
 from tests.conftest import REPO
 
 SPECS = REPO / "specs"
@@ -163,3 +163,35 @@ def test_unmutated_round_trip_is_clean() -> None:
     files = {name: yaml.dump(data, Dumper=_Dumper) for name, data in VALID.items()}
     with project(files) as root:
         assert pricing.check(root) == []
+
+
+def _verdicts(files: dict[str, str]) -> list[tuple[str, bool, bool]]:
+    """Per file: whether jsonschema-rs finds it valid, and whether jsonschema finds no error."""
+    found = []
+    for name, text in files.items():
+        document, problems = parse_yaml(name, text)
+        if not problems:
+            which = 1 if name == "pricing.yaml" else 0
+            fast = _fast_validators()[which].is_valid(document.data)
+            thorough = next(_validators()[which].iter_errors(document.data), None) is None
+            found.append((name, fast, thorough))
+    return found
+
+
+@FAST
+@given(mutated_specs())
+def test_both_validators_agree_on_mutated_specs(files: dict[str, str]) -> None:
+    """`validate` trusts jsonschema-rs's "valid" and asks jsonschema only about the rest."""
+    verdicts = _verdicts(files)
+    assert [(name, fast) for name, fast, _ in verdicts] == [(name, slow) for name, _, slow in verdicts]
+
+
+@FAST
+@given(SPEC_SHAPED, st.dictionaries(WORDS, DATA, max_size=4))
+def test_both_validators_agree_on_spec_shaped_documents(spec: Any, manifest: Any) -> None:
+    files = {
+        "pricing.yaml": yaml.dump({"version": 1, "name": "F", **manifest}, Dumper=_Dumper),
+        "spec.yaml": yaml.dump(spec, Dumper=_Dumper),
+    }
+    verdicts = _verdicts(files)
+    assert [(name, fast) for name, fast, _ in verdicts] == [(name, slow) for name, _, slow in verdicts]

@@ -3,6 +3,13 @@
 The schema is package data (`pricing/schemas/pricing.schema.json`) and is what `pricing schema`
 prints for editors. Each jsonschema error becomes one diagnostic at the offending node — an
 unknown key at the key itself — with a message that says what to write instead.
+
+Two validators of the one schema: jsonschema-rs (compiled) answers whether a document is valid,
+about fifty times faster; only a document it rejects is validated again by jsonschema, whose
+errors carry the paths and context the diagnostics are made from. Where the two can differ,
+jsonschema-rs is the stricter (ECMA regular expressions: `$` does not match before a final
+newline; a NaN is not a number), so jsonschema has the last word; a property test holds their
+verdicts equal on mutated specs.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from importlib import resources
 from typing import Any, cast
 
 import jsonschema
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -77,9 +85,19 @@ def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
     return spec, manifest
 
 
+@cache
+def _fast_validators() -> tuple[jsonschema_rs.Validator, jsonschema_rs.Validator]:
+    root = schema()
+    manifest = {**root["$defs"]["manifest"], "$defs": root["$defs"]}
+    return jsonschema_rs.Draft202012Validator(root), jsonschema_rs.Draft202012Validator(manifest)
+
+
 def validate(document: Document, *, manifest: bool) -> tuple[list[Diagnostic], set[JsonPath]]:
     """Every schema error of one document, each located and explained, and the paths of the
     objects (section, id) and manifest fields they fall in."""
+    fast_spec, fast_manifest = _fast_validators()
+    if (fast_manifest if manifest else fast_spec).is_valid(document.data):
+        return [], set()
     spec_validator, manifest_validator = _validators()
     validator = manifest_validator if manifest else spec_validator
     diagnostics: list[Diagnostic] = []
