@@ -19,15 +19,16 @@ from collections.abc import Iterator
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import jsonschema
 import jsonschema_rs
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from pricing.compiler.source import Document, JsonPath
 from pricing.diagnostics import Diagnostic, Span, did_you_mean, error
+
+if TYPE_CHECKING:  # jsonschema is imported when a document is invalid (a fifth of the package's import)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILE = "pricing.schema.json"
 
@@ -53,6 +54,8 @@ def schema() -> dict[str, Any]:
 
 
 def _is_integer(checker: Any, instance: object) -> bool:
+    from jsonschema import Draft202012Validator
+
     if isinstance(instance, Decimal):
         return instance.is_finite() and instance == instance.to_integral_value()
     return bool(Draft202012Validator.TYPE_CHECKER.is_type(instance, "integer"))
@@ -77,6 +80,9 @@ def _inlined(node: Any, defs: dict[str, Any]) -> Any:
 
 @cache
 def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
+    import jsonschema
+    from jsonschema import Draft202012Validator
+
     root = schema()
     checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
     cls = jsonschema.validators.extend(Draft202012Validator, type_checker=checker)  # type: ignore[no-untyped-call]
@@ -110,8 +116,10 @@ def validate(document: Document, *, manifest: bool) -> tuple[list[Diagnostic], s
 
 def _leaves(err: ValidationError) -> Iterator[ValidationError]:
     """The most specific errors under an anyOf/oneOf, or the error itself."""
+    from jsonschema.exceptions import best_match
+
     if err.context:
-        best = jsonschema.exceptions.best_match(err.context)
+        best = best_match(err.context)
         if best is not None:
             yield from _leaves(best)
             return
