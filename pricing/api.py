@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from pricing import ir
+from pricing.bulk import collector_paused
 from pricing.compiler.build import build_manifest, build_objects
 from pricing.compiler.link import Project, link
 from pricing.compiler.rules import run_rules
@@ -33,6 +34,11 @@ def analyse(path: str | os.PathLike[str]) -> tuple[Project | None, list[Diagnost
     if not root.is_dir():
         message = f"{root} is not a folder: a spec project is a folder with a pricing.yaml"
         return None, [error("E105", message, Span.point(str(root)))]
+    with collector_paused():
+        return _analyse(root)
+
+
+def _analyse(root: Path) -> tuple[Project | None, list[Diagnostic]]:
     sources, diagnostics = read_sources(root)
     documents = [(doc, False) for doc in sources.documents]
     if sources.manifest is not None:

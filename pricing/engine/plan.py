@@ -10,6 +10,7 @@ from decimal import Decimal
 import polars as pl
 
 from pricing import ir
+from pricing.bulk import collector_paused
 from pricing.compiler.link import Project
 from pricing.engine.calendar import invoice_calendar, usage_calendar
 from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices
@@ -146,7 +147,8 @@ class Plan:
         plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine, strategy)
         rated, ledger = collect_meter(plan)
         as_of = end if as_of is None else as_of
-        return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
+        with collector_paused():
+            return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
 
 
 def compile(project: Project) -> Plan:
