@@ -28,6 +28,7 @@ from bench_usage import (
     duckdb_usage_sql,
     measure,
     polars_usage_plan,
+    table,
 )
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -214,15 +215,9 @@ def main() -> None:
         return
     spec = args.data / "invoice-spec"
     write_spec(spec)
-    for n, results in measure(__file__, ENGINES, spec, args.data, args.events):
-        reference = results["hand-written Polars"]
+    for n, results in measure(__file__, ENGINES, spec, args.data, args.events, args.repeat):
         print(f"\n{n:,} events, {len(METRICS)} priced products, {CUSTOMERS:,} customers")
-        print(f"{'engine':<22}{'seconds':>9}{'events/s':>14}{'peak MB':>9}  same lines  same totals")
-        for engine, r in results.items():
-            same_lines, same_totals = r["lines"] == reference["lines"], r["totals"] == reference["totals"]
-            print(
-                f"{engine:<22}{r['seconds']:>9.2f}{n / r['seconds']:>14,.0f}{r['rss_mb']:>9.0f}  {same_lines!s:<11} {same_totals}"
-            )
+        table(n, results, {"same lines": "lines", "same totals": "totals"})
 
 
 if __name__ == "__main__":
