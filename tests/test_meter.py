@@ -92,12 +92,12 @@ def test_one_scan_per_file(strategy: str) -> None:
 
 
 def test_the_pre_aggregation_streams(tmp_path: Path) -> None:
-    """With COUNT, SUM, MAX, MIN and UNIQUE metrics every node of the pre-aggregated plan runs on
-    the streaming engine: an aggregation it cannot stream (a top-k or list of each group's rows,
-    as the ledger's examples once were) makes Polars run the whole group_by in memory, holding
-    every event. (LATEST still does that: docs/decisions.md.)"""
+    """With metrics of every aggregation type every node of the pre-aggregated plan runs on the
+    streaming engine: an aggregation it cannot stream (a top-k or list of each group's rows, as
+    the ledger's examples once were, or LATEST as a sort within each group) makes Polars run the
+    whole group_by in memory, holding every event."""
     (tmp_path / "pricing.yaml").write_text("version: 1\nname: Streams\n")
-    kinds = {"n": "COUNT", "s": "SUM", "hi": "MAX", "lo": "MIN", "u": "UNIQUE"}
+    kinds = {"n": "COUNT", "s": "SUM", "hi": "MAX", "lo": "MIN", "u": "UNIQUE", "last": "LATEST"}
     metrics = "".join(
         f"  {name}: {{aggregation_type: {kind}{'' if kind == 'COUNT' else ', aggregation_key: x'}}}\n"
         for name, kind in kinds.items()

@@ -1,9 +1,9 @@
 """Metering: one lazy Polars plan that measures every billable metric and fills the ledger.
 
 The plan is one linear pipeline over the events — no branches, so no cached copies — and its
-aggregation uses only reductions that Polars' streaming engine streams, so memory grows with the
-distinct transaction ids (the dedup), not with the events; only a LATEST metric (the value of
-the latest event, an ordered pick) makes Polars run the aggregation in memory:
+aggregation uses only reductions that Polars' streaming engine streams (LATEST too: the value at
+the greatest (timestamp, row) key), so memory grows with the distinct transaction ids (the
+dedup), not with the events:
 
 1. scan        every file, in input order, keeping (`_file`, `_row`)
 2. validate    a missing required field or an unparseable timestamp       → invalid
@@ -626,20 +626,19 @@ def measured(metrics: Iterable[ir.Metric]) -> list[pl.Expr]:
     aggs = []
     reduced = {(source(m), m.aggregation_type.value) for m in metrics if m.aggregation_type in REDUCE}
     aggs += [reduction(ir.AggregationType(kind), name) for name, kind in sorted(reduced)]
-    order = ["timestamp", "_order"]
     latest = sorted({source(m) for m in metrics if m.aggregation_type is ir.AggregationType.LATEST})
     for name in latest:
-        present = pl.col(name).is_not_null()
-        aggs += [
-            pl.col(column)
-            .filter(present)
-            .sort_by([pl.col(o).filter(present) for o in order])
-            .last()
-            .alias(f"{prefix}.{name}")
-            for column, prefix in ((name, "_last"), ("timestamp", "_last_ts"), ("_order", "_last_order"))
-        ]
+        key = pl.when(pl.col(name).is_not_null()).then(LATEST_KEY)
+        aggs += [pl.col(name).max_by(key).alias(f"_last.{name}"), key.max().alias(f"_last_key.{name}")]
     return aggs
 
+
+# When an event came, as one number that orders events as LATEST does: by timestamp, a tie going
+# to the later row (`_order`, below 2^64). A max_by on it streams; a sort within each group (the
+# way to say "the last by time" otherwise) makes Polars aggregate in memory.
+LATEST_KEY = pl.col("timestamp").dt.epoch("us").cast(pl.Int128) * pl.lit(1 << 64, dtype=pl.Int128) + pl.col(
+    "_order"
+).cast(pl.Int128)
 
 # Aggregations that decompose: the metric reduces the pre-aggregation's column of the same reduction.
 REDUCE = {
@@ -674,8 +673,7 @@ def aggregate(
     elif kind is ir.AggregationType.UNIQUE:
         quantity = pl.col(name).drop_nulls().n_unique().cast(QUANTITY)
     else:  # LATEST: the group holding the latest event; ties go to the later row
-        order = [pl.col(f"_last_ts.{name}"), pl.col(f"_last_order.{name}")]
-        quantity = pl.col(f"_last.{name}").sort_by(order).drop_nulls().last()
+        quantity = pl.col(f"_last.{name}").max_by(f"_last_key.{name}")
     # PER_METRIC plans tag each metric's own groups; a pre-aggregation holds the keys to filter on
     mine = pl.col("_metric") == metric.id if "_metric" in pre.collect_schema() else lower_filter(metric)
     return (
