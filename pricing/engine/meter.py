@@ -251,18 +251,20 @@ def _days(calendar: Calendar) -> tuple[datetime, datetime]:
 
 
 def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl.DataFrame) -> pl.LazyFrame:
-    """Where each event belongs, as lookups into small tables rather than joins (a join would
-    copy every column of the events): `_customer`, the index of the customer behind its id or
-    alias (null: unknown); `_piece`, the piece of that customer's time its timestamp lies in
-    (null outside the calendar's days); the piece's `_counted` and `_in_contract`.
+    """Where each event belongs: `_customer`, the index of the customer behind its id or alias
+    (null: unknown); `_piece`, the piece of that customer's time its timestamp lies in (null
+    outside the calendar's days); the piece's `_counted` and `_in_contract`.
 
     A piece is found by (customer, UTC day) in a dense table of the first piece of every day,
-    plus one for each piece boundary inside that day (a sparse table: few days have one) that
-    the timestamp has passed."""
+    plus one for each piece boundary inside that day that the timestamp has passed (a sparse
+    table, joined: few days have one)."""
     customers = list(project.customers.values())
-    keys = [c.id for c in customers] + [alias for c in customers for alias in c.ingest_aliases]
-    index = list(range(len(customers))) + [i for i, c in enumerate(customers) for _ in c.ingest_aliases]
-    customer = pl.col("customer_id").replace_strict(keys, index, default=None, return_dtype=pl.Int64)
+    names = {c.id: i for i, c in enumerate(customers)}
+    for i, c in enumerate(customers):
+        names.update(dict.fromkeys(c.ingest_aliases, i))
+    # the id or alias as an Enum of every name (null: unknown), its position giving the customer
+    known = pl.col("customer_id").cast(pl.Enum(list(names)), strict=False).to_physical()
+    customer = pl.lit(pl.Series(list(names.values()), dtype=pl.Int64)).gather(known)
     first, last = _days(calendar)
     d0, days = (first - EPOCH).days, (last - first).days
     by_day = (
@@ -288,21 +290,25 @@ def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl
         .agg(pl.col("_lo").sort())
     )
     day = pl.col("timestamp").dt.epoch("d") - d0
-    key = pl.col("_key")
-    piece = pl.lit(start).gather(key)
+    piece = pl.lit(start).gather(pl.col("_key"))
     most = int(inside.select(pl.col("_lo").list.len().max().fill_null(0)).item())
+    boundaries = inside.select(
+        "_key", *(pl.col("_lo").list.get(m, null_on_oob=True).alias(f"_inside{m}") for m in range(most))
+    )
     for m in range(most):
-        boundary = key.replace_strict(
-            inside.get_column("_key"), inside.get_column("_lo").list.get(m, null_on_oob=True), default=None
-        )
-        piece = piece + (pl.col("timestamp") >= boundary).fill_null(False).cast(pl.UInt32)
+        piece = piece + (pl.col("timestamp") >= pl.col(f"_inside{m}")).fill_null(False).cast(pl.UInt32)
     contracted = pieces.get_column("contract_id").is_not_null()
-    # one step per column: each reads the one before as a plain column (measured faster than
-    # one nested expression)
+    # One step per column: each reads the one before as a plain column (measured faster than
+    # one nested expression). Lookups that Polars' streaming engine streams: a gather from a
+    # literal, an Enum cast, a join to a small table (a replace_strict would hold every event).
+    located = frame.with_columns(customer.alias("_customer")).with_columns(
+        pl.when((day >= 0) & (day < days)).then(pl.col("_customer") * days + day).alias("_key")
+    )
+    if most:
+        located = located.join(boundaries.lazy(), on="_key", how="left")
     return (
-        frame.with_columns(customer.alias("_customer"))
-        .with_columns(pl.when((day >= 0) & (day < days)).then(pl.col("_customer") * days + day).alias("_key"))
-        .with_columns(piece.alias("_piece"))
+        located.with_columns(piece.alias("_piece"))
+        .drop(boundaries.columns[1:])
         .with_columns(
             pl.lit(pieces.get_column("_counted")).gather(pl.col("_piece")).alias("_counted"),
             pl.lit(contracted).gather(pl.col("_piece")).alias("_in_contract"),
