@@ -26,7 +26,7 @@ from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
 from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances
 from pricing.engine.lines import RatingError
-from pricing.engine.meter import ENGINES, STRATEGIES, USAGE_COLUMNS, WINDOWS, Ledger
+from pricing.engine.meter import DEDUPS, ENGINES, STRATEGIES, USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError
@@ -193,6 +193,15 @@ _STRATEGY = click.option(
     help="Metering plan; auto pre-aggregates unless a sample of the events has too many distinct keys.",
 )
 
+_DEDUP = click.option(
+    "--dedup",
+    type=click.Choice(DEDUPS),
+    default="auto",
+    show_default=True,
+    help="How duplicate transaction ids are found; auto reads the ids in a pre-pass only for "
+    "events too many to hold in memory.",
+)
+
 
 @main.command()
 @_SPEC
@@ -209,6 +218,7 @@ _STRATEGY = click.option(
 )
 @click.option("--group-by", "group_by", help="Comma-separated properties to group each metric by.")
 @_STRATEGY
+@_DEDUP
 @click.option(
     "--format",
     "fmt",
@@ -235,6 +245,7 @@ def usage(
     engine: str,
     group_by: str | None,
     strategy: str,
+    dedup: str,
     fmt: str,
     out: Path | None,
     report: Path | None,
@@ -245,7 +256,8 @@ def usage(
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
     with _progress("metering events…"):
         result = _guard(
-            lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine, strategy), spec
+            lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine, strategy, dedup),
+            spec,
         )
     _write_usage(result, fmt, out)
     if report is not None:
@@ -259,11 +271,13 @@ def usage(
 @_START
 @_END
 @_STRATEGY
-def explain(spec: Path, events: tuple[str, ...], start: str, end: str, strategy: str) -> None:
-    """The compiled metering plan: each metric's predicate and value, the strategy, the Polars plan."""
+@_DEDUP
+def explain(spec: Path, events: tuple[str, ...], start: str, end: str, strategy: str, dedup: str) -> None:
+    """The compiled metering plan: each metric's predicate and value, the strategy, engine and
+    dedup, the Polars plan."""
     project = _load(spec)
     lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
-    click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi, strategy), spec))
+    click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi, strategy, dedup), spec))
 
 
 def _run_range(
@@ -337,6 +351,7 @@ def _summary(run: InvoiceRun) -> Table:
 @click.option(
     "--engine", type=click.Choice(ENGINES), default="auto", show_default=True, help="Polars engine."
 )
+@_DEDUP
 @click.option(
     "--render",
     "render_formats",
@@ -355,6 +370,7 @@ def invoice(
     strict: bool,
     opening: Path | None,
     engine: str,
+    dedup: str,
     render_formats: tuple[str, ...],
 ) -> None:
     """Invoice every statement period that starts in the run, and every scheduled charge in it.
@@ -382,7 +398,7 @@ def invoice(
 
         result = _guard(
             lambda: compile_plan(project).invoice(
-                events, lo, hi, issued, skip_zero, engine, advance, balances
+                events, lo, hi, issued, skip_zero, engine, advance, balances, dedup=dedup
             ),
             spec,
         )

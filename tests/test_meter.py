@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,8 @@ import polars as pl
 import pytest
 
 import pricing
-from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, distinct_at, quantities
+from pricing.engine import meter
+from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at, quantities
 from pricing.engine.plan import compile
 from pricing.engine.scan import EventInputError, expand
 from tests.conftest import CASES, REPO
@@ -21,18 +23,19 @@ MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
 
 
 def usage_of(
-    spec: Path, events: list[str], engine: str = "auto", strategy: str = "auto"
+    spec: Path, events: list[str], engine: str = "auto", strategy: str = "auto", dedup: str = "auto"
 ) -> tuple[dict[tuple[str, str, str], Decimal], dict[str, int]]:
-    result = compile(pricing.load(spec)).usage(events, *MARCH, engine=engine, strategy=strategy)
+    result = compile(pricing.load(spec)).usage(events, *MARCH, engine=engine, strategy=strategy, dedup=dedup)
     table = {(c, m, str(sorted(g.items()))): q for c, _, m, g, q in quantities(result.usage)}
     return table, result.ledger.buckets
 
 
 @pytest.mark.parametrize("engine", ["in-memory", "streaming"])
 @pytest.mark.parametrize("strategy", [PRE_AGGREGATED, PER_METRIC])
-def test_every_aggregation_by_hand(engine: str, strategy: str) -> None:
+@pytest.mark.parametrize("dedup", [WINDOW, PRE_PASS])
+def test_every_aggregation_by_hand(engine: str, strategy: str, dedup: str) -> None:
     files = [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")]
-    table, buckets = usage_of(CASE, files, engine, strategy)
+    table, buckets = usage_of(CASE, files, engine, strategy, dedup)
     assert table == {
         ("acme", "calls", "[]"): Decimal(12),  # c0 to c9, b1 (by alias, last microsecond), x1
         ("acme", "cost", "[]"): Decimal(1),  # ten "0.1" add up to exactly 1; x2 is invalid
@@ -358,3 +361,88 @@ def test_broken_lines_are_invalid_rows_not_a_failed_run(tmp_path: Path) -> None:
         ("blank line", 4),
         ("not a JSON object", 5),
     ]
+
+
+DEDUP_SPEC = """metrics:
+  n: {aggregation_type: COUNT}
+customers: {acme: {}}
+rate_cards: {rc: {rates: []}}
+contracts: {k: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}
+"""
+
+
+def _dedup_project(tmp_path: Path) -> Path:
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Dedup\n")
+    (tmp_path / "spec.yaml").write_text(DEDUP_SPEC)
+    rows = [
+        {"transaction_id": "a", "customer_id": "acme", "event_type": "call"},  # no timestamp
+        {"transaction_id": "a", "customer_id": "acme", "event_type": "call", "timestamp": "2026-03-02"},
+        {"transaction_id": "a", "customer_id": "acme", "event_type": "call", "timestamp": "2026-03-01"},
+        {"transaction_id": "b", "customer_id": "acme", "event_type": "call", "timestamp": "2026-03-03"},
+        {"transaction_id": "b", "customer_id": "nobody", "event_type": "call", "timestamp": "2026-03-03"},
+        {"transaction_id": "b", "customer_id": "acme", "event_type": "call", "timestamp": "2026-03-03"},
+        {"customer_id": "acme", "event_type": "call", "timestamp": "2026-03-04"},  # no transaction id
+    ]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path
+
+
+@pytest.mark.parametrize("dedup", [WINDOW, PRE_PASS])
+def test_duplicates_by_hand_both_ways(tmp_path: Path, dedup: str) -> None:
+    """An invalid row claims no id (the second "a" is the first valid one and counts); every later
+    valid row of an id is a duplicate, whatever else is wrong with it (the "b" from nobody)."""
+    root = _dedup_project(tmp_path)
+    table, buckets = usage_of(root, [str(root / "events.jsonl")], dedup=dedup)
+    assert table == {("acme", "n", "[]"): Decimal(2)}
+    assert {b: n for b, n in buckets.items() if n} == {"rated": 2, "duplicate": 3, "invalid": 2}
+
+
+def test_the_dedup_is_chosen_by_what_the_window_would_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """7 events × (0 properties + 8 columns) × 24 bytes = 1,344 bytes for the window to hold:
+    it does on a 16 GiB machine, not on one of 4 KiB. Parquet is read twice rather than held."""
+    root = _dedup_project(tmp_path)
+    plan = compile(pricing.load(root))
+    events = [str(root / "events.jsonl")]
+    monkeypatch.setattr(meter, "physical_memory", lambda: 16 << 30)
+    chosen = plan.compile_usage(events, *MARCH)
+    assert (chosen.dedup, chosen.dedup_reason) == (
+        WINDOW,
+        "the window would hold about 0.0 GiB of events, of 16 GiB",
+    )
+    monkeypatch.setattr(meter, "physical_memory", lambda: 4096)
+    chosen = plan.compile_usage(events, *MARCH)
+    assert chosen.dedup == PRE_PASS
+    assert chosen.dedup_reason.endswith("of 0 GiB: the ids are read in a pass of their own")
+    forced = plan.compile_usage(events, *MARCH, dedup=WINDOW)
+    assert (forced.dedup, forced.dedup_reason) == (WINDOW, "chosen with --dedup")
+    pl.read_ndjson(root / "events.jsonl").write_parquet(root / "events.parquet")
+    columnar = plan.compile_usage([str(root / "events.parquet")], *MARCH)
+    assert (columnar.dedup, columnar.dedup_reason) == (
+        PRE_PASS,
+        "Parquet: the id columns are read alone, before the one scan of the metering",
+    )
+
+
+def test_with_the_pre_pass_the_metering_plan_holds_no_events(tmp_path: Path) -> None:
+    """The window is a node that holds every event it is given until it is done; the plan over
+    the pre-pass's ids has none such, and no node that falls back to the in-memory engine."""
+    root = _dedup_project(tmp_path)
+    plan = compile(pricing.load(root))
+    events = [str(root / "events.jsonl")]
+
+    def physical(frame: pl.LazyFrame) -> str:
+        shown = frame.show_graph(engine="streaming", plan_stage="physical", raw_output=True)
+        assert shown is not None
+        return shown
+
+    assert "scalar-window" in physical(plan.compile_usage(events, *MARCH, dedup=WINDOW).frame)
+    pre_pass = plan.compile_usage(events, *MARCH, dedup=PRE_PASS)
+    assert pre_pass.repeated is not None
+    ids = pre_pass.repeated.collect()
+    assert sorted(ids.iter_rows()) == [("a", 2), ("b", 4)]  # file 0, rows 2 and 4: the first valid ones
+    over_ids = physical(pre_pass.over_ids(ids.lazy()))
+    assert "scalar-window" not in over_ids
+    # the ids are the plan's one in-memory node: a source, not an in-memory fallback
+    assert set(re.findall(r'label="(in-memory[-\w]*)', over_ids)) == {"in-memory-source"}

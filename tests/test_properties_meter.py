@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pricing
-from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, quantities
+from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, quantities
 from tests.reference import Row, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -108,10 +108,10 @@ def write_ndjson(path: Path, rows: list[Row]) -> None:
 
 
 def run_engine(
-    root: Path, files: list[Path], strategy: str = "auto"
+    root: Path, files: list[Path], strategy: str = "auto", dedup: str = "auto"
 ) -> tuple[dict[Any, Decimal], dict[str, int]]:
     plan = pricing.compile(pricing.load(root))
-    result = plan.usage([str(f) for f in files], START, END, strategy=strategy)
+    result = plan.usage([str(f) for f in files], START, END, strategy=strategy, dedup=dedup)
     usage = {(c, m, tuple(g.items())): q for c, _, m, g, q in quantities(result.usage)}
     ledger = {k: v for k, v in result.ledger.buckets.items() if v}
     assert result.ledger.rows == sum(result.ledger.buckets.values())
@@ -127,11 +127,13 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
     st.lists(row_strategy, max_size=30),
     st.randoms(),
     st.sampled_from([PRE_AGGREGATED, PER_METRIC]),
+    st.sampled_from([WINDOW, PRE_PASS]),
 )
 def test_plan_equals_reference(
-    metrics: list[dict[str, Any]], rows: list[Row], rnd: random.Random, strategy: str
+    metrics: list[dict[str, Any]], rows: list[Row], rnd: random.Random, strategy: str, dedup: str
 ) -> None:
-    """Both plan shapes (forced: these samples are too small for the choice to matter)."""
+    """Both plan shapes and both ways to find duplicates (forced: these samples are too small
+    for the choices to matter)."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "pricing.yaml").write_text("version: 1\nname: Prop\n")
@@ -139,7 +141,7 @@ def test_plan_equals_reference(
         project = pricing.load(root)
         write_ndjson(root / "events.jsonl", rows)
         expected_usage, expected_ledger = meter(project, rows, START, END)
-        usage, ledger = run_engine(root, [root / "events.jsonl"], strategy)
+        usage, ledger = run_engine(root, [root / "events.jsonl"], strategy, dedup)
         assert usage == expected_usage
         assert ledger == expected_ledger
         assert sum(ledger.values()) == len(rows)
@@ -148,7 +150,8 @@ def test_plan_equals_reference(
         cut = rnd.randint(0, len(rows))
         write_ndjson(root / "part1.jsonl", rows[:cut])
         write_ndjson(root / "part2.jsonl", rows[cut:])
-        assert run_engine(root, [root / "part1.jsonl", root / "part2.jsonl"], strategy) == (usage, ledger)
+        split = [root / "part1.jsonl", root / "part2.jsonl"]
+        assert run_engine(root, split, strategy, dedup) == (usage, ledger)
 
 
 @SETTINGS

@@ -78,18 +78,28 @@ class Plan:
         group_by: Sequence[str] | None = None,
         engine: str = "auto",
         strategy: str = "auto",
+        dedup: str = "auto",
     ) -> MeterPlan:
         files = expand(events)
         calendar = usage_calendar(self.project, start, end)
         measures = self.measures(group_by)
-        return compile_meter(self.project, files, measures, calendar, window, engine, strategy)
+        return compile_meter(self.project, files, measures, calendar, window, engine, strategy, dedup)
 
-    def explain(self, events: Iterable[str], start: datetime, end: datetime, strategy: str = "auto") -> str:
-        """Each metric's compiled predicate and value, the strategy and why, and the Polars plan."""
-        plan = self.compile_usage(events, start, end, strategy=strategy)
+    def explain(
+        self,
+        events: Iterable[str],
+        start: datetime,
+        end: datetime,
+        strategy: str = "auto",
+        dedup: str = "auto",
+    ) -> str:
+        """Each metric's compiled predicate and value, the strategy, engine and dedup and why, and
+        the Polars plan."""
+        plan = self.compile_usage(events, start, end, strategy=strategy, dedup=dedup)
         lines = [
             f"strategy: {plan.strategy} ({plan.strategy_reason})",
             f"engine: {plan.engine} ({plan.engine_reason})",
+            f"dedup: {plan.dedup} ({plan.dedup_reason})",
             "",
         ]
         for measure in plan.measures:
@@ -110,9 +120,10 @@ class Plan:
         group_by: Sequence[str] | None = None,
         engine: str = "auto",
         strategy: str = "auto",
+        dedup: str = "auto",
     ) -> UsageResult:
         """Metered usage of every metric in [start, end) and the ledger of every input row."""
-        plan = self.compile_usage(events, start, end, window, group_by, engine, strategy)
+        plan = self.compile_usage(events, start, end, window, group_by, engine, strategy, dedup)
         usage, ledger = run_meter(plan)
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
 
@@ -127,6 +138,7 @@ class Plan:
         progress: Progress | None = None,
         opening: Mapping[BalanceKey, Decimal] | None = None,
         strategy: str = "auto",
+        dedup: str = "auto",
     ) -> InvoiceRun:
         """The invoices of every statement period starting in [start, end) and of every scheduled
         charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED. `progress(done, total)`
@@ -144,7 +156,7 @@ class Plan:
             return price_changes((*project.rate_cards[contract.rate_card.id].rates, *contract.overrides))
 
         calendar = invoice_calendar(project, start, end, changes)
-        plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine, strategy)
+        plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine, strategy, dedup)
         rated, ledger = collect_meter(plan)
         as_of = end if as_of is None else as_of
         with collector_paused():
