@@ -99,9 +99,19 @@ def test_explain_names_the_strategy_and_predicates() -> None:
         "strategy: pre-aggregated (only 13 events in the sample)\n"
         "engine: streaming (the pre-aggregated plan streams)\n"
     )
+    assert out.splitlines()[2].startswith(
+        "dedup: window (the window would hold about 0.0 GiB of events, of "  # the machine's memory
+    )
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out
     assert out.count("NDJson SCAN") == 1
+
+
+def test_explain_shows_the_pre_pass_and_its_read_of_the_ids() -> None:
+    code, out, _ = run("explain", SPECS, "--events", EVENTS, *MARCH, "--dedup", "pre-pass")
+    assert code == 0
+    assert out.splitlines()[2] == "dedup: pre-pass (chosen with --dedup)"
+    assert out.count("NDJson SCAN") == 2  # the metering's one scan, and the pre-pass's
 
 
 def test_unreadable_event_files_fail_the_run_with_a_message(tmp_path: Path) -> None:
