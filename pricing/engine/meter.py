@@ -255,10 +255,13 @@ def _days(calendar: Calendar) -> tuple[datetime, datetime]:
     return first, last
 
 
-def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl.DataFrame) -> pl.LazyFrame:
-    """Where each event belongs: `_customer`, the index of the customer behind its id or alias
-    (null: unknown); `_piece`, the piece of that customer's time its timestamp lies in (null
-    outside the calendar's days); the piece's `_counted` and `_in_contract`.
+def locator(
+    project: Project, calendar: Calendar, pieces: pl.DataFrame
+) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+    """What adds to events where each belongs (its tables are worked out once, here):
+    `_customer`, the index of the customer behind its id or alias (null: unknown); `_piece`, the
+    piece of that customer's time its timestamp lies in (null outside the calendar's days); the
+    piece's `_counted` and `_in_contract`.
 
     A piece is found by (customer, UTC day) in a dense table of the first piece of every day,
     plus one for each piece boundary inside that day that the timestamp has passed (a sparse
@@ -303,22 +306,26 @@ def locate(frame: pl.LazyFrame, project: Project, calendar: Calendar, pieces: pl
     for m in range(most):
         piece = piece + (pl.col("timestamp") >= pl.col(f"_inside{m}")).fill_null(False).cast(pl.UInt32)
     contracted = pieces.get_column("contract_id").is_not_null()
-    # One step per column: each reads the one before as a plain column (measured faster than
-    # one nested expression). Lookups that Polars' streaming engine streams: a gather from a
-    # literal, an Enum cast, a join to a small table (a replace_strict would hold every event).
-    located = frame.with_columns(customer.alias("_customer")).with_columns(
-        pl.when((day >= 0) & (day < days)).then(pl.col("_customer") * days + day).alias("_key")
-    )
-    if most:
-        located = located.join(boundaries.lazy(), on="_key", how="left")
-    return (
-        located.with_columns(piece.alias("_piece"))
-        .drop(boundaries.columns[1:])
-        .with_columns(
-            pl.lit(pieces.get_column("_counted")).gather(pl.col("_piece")).alias("_counted"),
-            pl.lit(contracted).gather(pl.col("_piece")).alias("_in_contract"),
+
+    def locate(frame: pl.LazyFrame) -> pl.LazyFrame:
+        # One step per column: each reads the one before as a plain column (measured faster than
+        # one nested expression). Lookups that Polars' streaming engine streams: a gather from a
+        # literal, an Enum cast, a join to a small table (a replace_strict would hold every event).
+        located = frame.with_columns(customer.alias("_customer")).with_columns(
+            pl.when((day >= 0) & (day < days)).then(pl.col("_customer") * days + day).alias("_key")
         )
-    )
+        if most:
+            located = located.join(boundaries.lazy(), on="_key", how="left")
+        return (
+            located.with_columns(piece.alias("_piece"))
+            .drop(boundaries.columns[1:])
+            .with_columns(
+                pl.lit(pieces.get_column("_counted")).gather(pl.col("_piece")).alias("_counted"),
+                pl.lit(contracted).gather(pl.col("_piece")).alias("_in_contract"),
+            )
+        )
+
+    return locate
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,15 +627,14 @@ def compile_meter(
     pieces = pieces_frame(project, calendar)
     rated = pl.col("_bucket") == "rated"
 
+    locate = locator(project, calendar, pieces)
     place = ["_piece", *window_keys]  # where a rated row is counted: its calendar piece and window
     chosen, why = choose_strategy(files, [d for d in dims if d.startswith(PREFIX)], presence, strategy)
 
     def metered(events: pl.LazyFrame) -> pl.LazyFrame:
         """Steps 4 to 7 over the scanned events, each marked `_duplicate` or not."""
         # 4. the customer behind an id or alias; the piece of its calendar the event lies in
-        resolved = locate(events, project, calendar, pieces).with_columns(
-            number(k).alias(NUMBER + k) for k in numeric_keys
-        )
+        resolved = locate(events).with_columns(number(k).alias(NUMBER + k) for k in numeric_keys)
         # 5. the metrics' expressions: their intermediate columns, then filters and values
         for lowered in (*filters.values(), *values.values()):
             resolved = lowered.prepare(resolved)
