@@ -391,14 +391,27 @@ def distinct_at(rows: int, half: int, at_half: int, at_full: int) -> int:
     return round(at_half / (1 - q) * -math.expm1(rows / half * math.log(q)))
 
 
+def counted_rows(files: Sequence[EventFile]) -> int | None:
+    """`input_rows`, worked out once for the run's choices; None when the events cannot be
+    read (the run itself will say why)."""
+    try:
+        return input_rows(files)
+    except pl.exceptions.ComputeError:
+        return None
+
+
 def choose_strategy(
-    files: Sequence[EventFile], keys: Sequence[str], presence: Collection[str], strategy: str
+    files: Sequence[EventFile],
+    keys: Sequence[str],
+    presence: Collection[str],
+    strategy: str,
+    rows: int | None,
 ) -> tuple[str, str]:
     """PRE_AGGREGATED unless the pre-aggregation's keys (customer, event type and every
     property a metric filters, groups or counts distinct values of — of those in `presence`,
     only whether they are there) are so varied that grouping the events by all of them at once
     would not even halve them: estimated from a sample of the first file and the number of
-    input rows."""
+    input `rows`."""
     if strategy != "auto":
         return strategy, "chosen with --strategy"
     if not files:
@@ -411,15 +424,16 @@ def choose_strategy(
     sample = scan_events(files[:1], [k.removeprefix(PREFIX) for k in keys]).head(SAMPLE_ROWS)
     try:
         combos = sample.select(pl.struct(columns).alias("keys")).collect().get_column("keys")
-        total = input_rows(files)
     except pl.exceptions.ComputeError:
+        combos = None
+    if combos is None or rows is None:
         return PRE_AGGREGATED, "the events could not be sampled"  # the run itself will say why
     if len(combos) < SMALL:
         return PRE_AGGREGATED, f"only {len(combos):,} events in the sample"
     half = len(combos) // 2
-    expected = distinct_at(total, half, combos.head(half).n_unique(), combos.n_unique())
-    measured = f"about {expected:,} distinct key combinations in {total:,} events"
-    if expected > total * KEPT_AT_MOST:
+    expected = distinct_at(rows, half, combos.head(half).n_unique(), combos.n_unique())
+    measured = f"about {expected:,} distinct key combinations in {rows:,} events"
+    if expected > rows * KEPT_AT_MOST:
         return PER_METRIC, f"{measured}: each metric is grouped by its own keys"
     return PRE_AGGREGATED, measured
 
@@ -440,7 +454,9 @@ def physical_memory() -> int:
         return 16 << 30
 
 
-def choose_dedup(files: Sequence[EventFile], properties: int, dedup: str) -> tuple[str, str]:
+def choose_dedup(
+    files: Sequence[EventFile], properties: int, dedup: str, rows: int | None
+) -> tuple[str, str]:
     """How duplicates are found. The window (`min` of the valid positions per id, over the one
     scan) holds every scanned event until it is done; the pre-pass reads the ids (and what makes
     a row invalid) in a pass of its own, keeps only the ids that valid rows repeat, and joins
@@ -454,11 +470,10 @@ def choose_dedup(files: Sequence[EventFile], properties: int, dedup: str) -> tup
         return dedup, "chosen with --dedup"
     if files and all(f.format == "parquet" for f in files):
         return PRE_PASS, "Parquet: the id columns are read alone, before the one scan of the metering"
-    columns = properties + 8  # the four event fields, the file and row, position, reason
-    try:
-        held = input_rows(files) * columns * VALUE_BYTES
-    except pl.exceptions.ComputeError:
+    if rows is None:
         return WINDOW, "the events could not be counted"  # the run itself will say why
+    columns = properties + 8  # the four event fields, the file and row, position, reason
+    held = rows * columns * VALUE_BYTES
     memory = physical_memory()
     measured = f"the window would hold about {held / 2**30:.1f} GiB of events, of {memory / 2**30:.0f} GiB"
     if held * MEMORY_SHARE <= memory:
@@ -629,7 +644,10 @@ def compile_meter(
 
     locate = locator(project, calendar, pieces)
     place = ["_piece", *window_keys]  # where a rated row is counted: its calendar piece and window
-    chosen, why = choose_strategy(files, [d for d in dims if d.startswith(PREFIX)], presence, strategy)
+    row_count = counted_rows(files) if "auto" in (strategy, dedup) else None
+    chosen, why = choose_strategy(
+        files, [d for d in dims if d.startswith(PREFIX)], presence, strategy, row_count
+    )
 
     def metered(events: pl.LazyFrame) -> pl.LazyFrame:
         """Steps 4 to 7 over the scanned events, each marked `_duplicate` or not."""
@@ -693,7 +711,7 @@ def compile_meter(
         return scan_events(files, names).with_columns(structural.alias("_reason"), _ORDER.alias("_order"))
 
     # 3. the duplicates: by a window over the scan, or by a pre-pass over the ids (choose_dedup)
-    method, method_reason = choose_dedup(files, len(props), dedup)
+    method, method_reason = choose_dedup(files, len(props), dedup, row_count)
     repeated = repeated_ids(scanned(())) if method == PRE_PASS else None
     return MeterPlan(
         metered(deduplicate(scanned(props), repeated)),
