@@ -105,13 +105,24 @@ def test_explain_names_the_strategy_and_predicates() -> None:
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out
     assert out.count("NDJson SCAN") == 1
+    assert "\n\nmetering:\n" in out
 
 
 def test_explain_shows_the_pre_pass_and_its_read_of_the_ids() -> None:
     code, out, _ = run("explain", SPECS, "--events", EVENTS, *MARCH, "--dedup", "pre-pass")
     assert code == 0
     assert out.splitlines()[2] == "dedup: pre-pass (chosen with --dedup)"
-    assert out.count("NDJson SCAN") == 2  # the metering's one scan, and the pre-pass's
+    # three queries, one after the other, each with its scan; what one gives the next shows as a frame
+    queries = out.split("\n\n")[-3:]
+    assert [q.splitlines()[0] for q in queries] == [
+        "pre-pass 1: the hashes of ids that valid rows repeat:",
+        "pre-pass 2: the ids with those hashes that valid rows repeat:",
+        "metering, with those ids:",
+    ]
+    assert [q.count("NDJson SCAN") for q in queries] == [1, 1, 1]
+    assert 'SORT BY [col("_hash")]' in queries[0]
+    assert 'DF ["_hash"]' in queries[1]
+    assert 'DF ["transaction_id", "_first"]' in queries[2]
 
 
 def test_unreadable_event_files_fail_the_run_with_a_message(tmp_path: Path) -> None:

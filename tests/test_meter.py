@@ -397,6 +397,23 @@ def test_duplicates_by_hand_both_ways(tmp_path: Path, dedup: str) -> None:
     assert {b: n for b, n in buckets.items() if n} == {"rated": 2, "duplicate": 3, "invalid": 2}
 
 
+@pytest.mark.parametrize("hashed", [pl.lit(0, pl.UInt64), pl.col("transaction_id").str.len_bytes()])
+def test_the_pre_pass_is_exact_when_ids_share_a_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hashed: pl.Expr
+) -> None:
+    """The pre-pass's first step finds repeated hashes, not ids: with every id hashing alike
+    ("a", "b" and the missing id all 0, or their length), its second step still tells the ids
+    apart — the same buckets as by hand above, and the same first rows."""
+    monkeypatch.setattr(meter, "ID_HASH", hashed)
+    root = _dedup_project(tmp_path)
+    table, buckets = usage_of(root, [str(root / "events.jsonl")], dedup=PRE_PASS)
+    assert table == {("acme", "n", "[]"): Decimal(2)}
+    assert {b: n for b, n in buckets.items() if n} == {"rated": 2, "duplicate": 3, "invalid": 2}
+    plan = compile(pricing.load(root)).compile_usage([str(root / "events.jsonl")], *MARCH, dedup=PRE_PASS)
+    assert plan.repeated is not None
+    assert sorted(plan.repeated.collect("streaming").iter_rows()) == [("a", 2), ("b", 4)]
+
+
 def test_the_dedup_is_chosen_by_what_the_window_would_hold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -440,7 +457,7 @@ def test_with_the_pre_pass_the_metering_plan_holds_no_events(tmp_path: Path) -> 
     assert "scalar-window" in physical(plan.compile_usage(events, *MARCH, dedup=WINDOW).frame)
     pre_pass = plan.compile_usage(events, *MARCH, dedup=PRE_PASS)
     assert pre_pass.repeated is not None
-    ids = pre_pass.repeated.collect()
+    ids = pre_pass.repeated.collect("in-memory")
     assert sorted(ids.iter_rows()) == [("a", 2), ("b", 4)]  # file 0, rows 2 and 4: the first valid ones
     over_ids = physical(pre_pass.over_ids(ids.lazy()))
     assert "scalar-window" not in over_ids

@@ -109,7 +109,9 @@ class Plan:
                 f"metric {metric.id}: {metric.aggregation_type.value} grouped by [{grouping}]",
                 *(f"  {label + ':':<11}{text}" for label, text in metric_expressions(metric)),
             ]
-        return "\n".join([*lines, "", plan.frame.explain()])
+        for title, query in plan.queries():
+            lines += ["", f"{title}:", query.explain()]
+        return "\n".join(lines)
 
     def usage(
         self,
