@@ -463,3 +463,32 @@ def test_with_the_pre_pass_the_metering_plan_holds_no_events(tmp_path: Path) -> 
     assert "scalar-window" not in over_ids
     # the ids are the plan's one in-memory node: a source, not an in-memory fallback
     assert set(re.findall(r'label="(in-memory[-\w]*)', over_ids)) == {"in-memory-source"}
+
+
+def test_verdicts_of_more_metrics_than_a_word_holds(tmp_path: Path) -> None:
+    """70 metrics: their verdicts take two 64-bit words (metric 63 the last bit of the first,
+    64 the first of the second). Metric `k{i:02}` counts events of type `e{i}`, of which there
+    are i + 1, so each count tells whether its bit was read back from the right place."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Wide\n")
+    metrics = "".join(
+        f"  k{i:02}: {{event_type_filter: {{in_values: [e{i}]}}, aggregation_type: COUNT}}\n"
+        for i in range(70)
+    )
+    (tmp_path / "spec.yaml").write_text(
+        f"metrics:\n{metrics}customers: {{acme: {{}}}}\nrate_cards: {{rc: {{rates: []}}}}\n"
+        "contracts: {c: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}\n"
+    )
+    rows = [
+        {
+            "transaction_id": f"{i}-{n}",
+            "customer_id": "acme",
+            "event_type": f"e{i}",
+            "timestamp": "2026-03-02",
+        }
+        for i in range(70)
+        for n in range(i + 1)
+    ]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table, buckets = usage_of(tmp_path, [str(tmp_path / "events.jsonl")], strategy=PRE_AGGREGATED)
+    assert table == {("acme", f"k{i:02}", "[]"): Decimal(i + 1) for i in range(70)}
+    assert buckets["rated"] == 70 * 71 // 2

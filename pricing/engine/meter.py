@@ -27,13 +27,14 @@ the repeated ids, not with the events:
 7. group       one group_by over the file, the bucket, the invalid reason (an invalid row's
                position too, so the ledger can show the first ones), and — for rated
                rows — the piece of the calendar (customer, contract, period, segment), the
-               window, event type, every property any metric filters or groups on (UNIQUE keys
-               too; a property only tested with `exists`, as present or absent) and each
-               `filter:` column, with count and the reductions (sum, max, min,
-               latest) the metrics take of their numeric keys and `value:` columns: the
-               pre-aggregation.
+               window, every property a metric groups on or counts distinct values of, and
+               each metric's verdict on the row (64 to an integer word: what metrics only
+               filter on enters through their verdicts), with count and the reductions (sum,
+               max, min, latest) the metrics take of their numeric keys and `value:` columns:
+               the pre-aggregation.
 
-Each metric is then a filter and re-aggregation of that small table, and the ledger its sums.
+Each metric is then a filter (its verdict) and re-aggregation of that small table, and the
+ledger its sums.
 When a sample of the events shows that grouping by all keys at once would hardly shrink them
 (a high-cardinality key), step 7 is PER_METRIC instead: the resolved rows are cached (still one
 scan) and grouped once for the ledger and once per metric by that metric's own keys, each
@@ -45,7 +46,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -137,7 +138,6 @@ def needs_number(metric: ir.Metric) -> bool:
 FILTERED = "f."  # the column holding a metric's `filter` expression: true, or false (never null)
 MATCHED = "m."  # the column telling whether a row passes all of a metric's filters
 VALUE = "v."  # the column holding a metric's `value` expression
-PRESENT = ""  # a pre-aggregation key that only tells a property is there (null: absent)
 
 
 def lower_expression(metric: ir.Metric, role: str) -> Lowered:
@@ -421,26 +421,29 @@ def counted_rows(files: Sequence[EventFile]) -> int | None:
 
 def choose_strategy(
     files: Sequence[EventFile],
-    keys: Sequence[str],
-    presence: Collection[str],
+    grouped: Sequence[str],
+    metrics: Sequence[ir.Metric],
     strategy: str,
     rows: int | None,
 ) -> tuple[str, str]:
-    """PRE_AGGREGATED unless the pre-aggregation's keys (customer, event type and every
-    property a metric filters, groups or counts distinct values of — of those in `presence`,
-    only whether they are there) are so varied that grouping the events by all of them at once
-    would not even halve them: estimated from a sample of the first file and the number of
-    input `rows`."""
+    """PRE_AGGREGATED unless the pre-aggregation's keys (customer, the `grouped` properties —
+    those metrics group on or count distinct values of — and the metrics' verdicts) are so
+    varied that grouping the events by all of them at once would not even halve them:
+    estimated from a sample of the first file and the number of input `rows`. On the sample a
+    verdict is that of the metric's event-type and property filters (its `filter:` expression,
+    which may need more of the run, is left out)."""
     if strategy != "auto":
         return strategy, "chosen with --strategy"
     if not files:
         return PRE_AGGREGATED, "no events"
+    keys = [k for k in grouped if k.startswith(PREFIX)]
     columns = [
         pl.col("customer_id"),
-        pl.col("event_type"),
-        *(pl.col(k).is_not_null().alias(k) if k in presence else pl.col(k) for k in keys),
+        *(pl.col(k) for k in keys),
+        *(lower_filter(replace(m, filter=None)).alias(MATCHED + m.id) for m in metrics),
     ]
-    sample = scan_events(files[:1], [k.removeprefix(PREFIX) for k in keys]).head(SAMPLE_ROWS)
+    names = {k.removeprefix(PREFIX) for k in keys} | {f.name for m in metrics for f in m.property_filters}
+    sample = scan_events(files[:1], sorted(names)).head(SAMPLE_ROWS)
     try:
         combos = sample.select(pl.struct(columns).alias("keys")).collect().get_column("keys")
     except pl.exceptions.ComputeError:
@@ -606,7 +609,8 @@ def compile_meter(
     dedup: str = "auto",
 ) -> MeterPlan:
     props = properties_used(measures)
-    metrics = {m.metric.id: m.metric for m in sorted(measures, key=lambda m: m.metric.id)}
+    by_id = {m.metric.id: m.metric for m in measures}
+    metrics = {mid: by_id[mid] for mid in metric_ids(measures)}  # in the order of their verdicts
     filters = {mid: lower_expression(m, "filter") for mid, m in metrics.items() if m.filter}
     values = {mid: lower_expression(m, "value") for mid, m in metrics.items() if value_of(m)}
     # each metric's verdict on a row, a column computed once and read by the checks and the bucket
@@ -615,23 +619,13 @@ def compile_meter(
     numeric = sorted({source(m) for m in counted if needs_number(m)})
     numeric_keys = sorted(n.removeprefix(NUMBER) for n in numeric if n.startswith(NUMBER))
     unique = sorted({source(m) for m in counted if m.aggregation_type is ir.AggregationType.UNIQUE})
-    dims = sorted(
-        {PREFIX + f.name for m in metrics.values() for f in m.property_filters}
-        | {PREFIX + g for m in measures for g in m.group}
-        | {FILTERED + mid for mid in filters}
-        | set(unique)
-    )
-    # A property that metrics only test for presence (`exists`) enters the pre-aggregation as
-    # present or absent, not by its value: `{name: tokens, exists: true}` must not make every
-    # token count a group of its own.
-    valued = {PREFIX + g for m in measures for g in m.group} | set(unique)
-    valued |= {
-        PREFIX + f.name
-        for m in metrics.values()
-        for f in m.property_filters
-        if f.in_values is not None or f.not_in_values is not None
-    }
-    presence = {d for d in dims if d.startswith(PREFIX)} - valued
+    # The pre-aggregation's keys, besides where a row is counted: the properties metrics group on
+    # or count distinct values of, and each metric's verdict on the row (packed into words).
+    # What metrics only filter on enters through their verdicts, not by its values: the event
+    # type, `{name: model, in_values: […]}`, `{name: tokens, exists: true}` (which must not make
+    # every token count a group of its own).
+    grouped = sorted({PREFIX + g for m in measures for g in m.group} | set(unique))
+    verdicts = packed_verdicts(list(metrics))
 
     structural = (
         pl.when(pl.col("_malformed").is_not_null())
@@ -695,9 +689,7 @@ def compile_meter(
     locate = locator(project, calendar, pieces)
     place = ["_piece", *window_keys]  # where a rated row is counted: its calendar piece and window
     row_count = counted_rows(files) if "auto" in (strategy, dedup) else None
-    chosen, why = choose_strategy(
-        files, [d for d in dims if d.startswith(PREFIX)], presence, strategy, row_count
-    )
+    chosen, why = choose_strategy(files, grouped, list(metrics.values()), strategy, row_count)
 
     def metered(events: pl.LazyFrame) -> pl.LazyFrame:
         """Steps 4 to 7 over the scanned events, each marked `_duplicate` or not."""
@@ -730,14 +722,9 @@ def compile_meter(
             pl.col("_row").max().alias("_last_row"),
         ]
         if chosen == PRE_AGGREGATED:
-            keys = (*place, "event_type", *dims)  # for rated rows; null for the others
+            keys = {k: pl.col(k) for k in (*place, *grouped)} | verdicts  # for rated rows; else null
             return (
-                rows.with_columns(
-                    pl.when(rated & pl.col(k).is_not_null()).then(pl.lit(PRESENT)).alias(k)
-                    if k in presence
-                    else pl.when(rated).then(pl.col(k)).alias(k)
-                    for k in keys
-                )
+                rows.with_columns(pl.when(rated).then(key).alias(name) for name, key in keys.items())
                 .group_by([*outcome, *keys])
                 .agg(*ledger, *measured(counted))
             )
@@ -777,6 +764,36 @@ def compile_meter(
         repeated,
         lambda ids: metered(deduplicate(scanned(props), ids)),
     )
+
+
+def metric_ids(measures: Iterable[Measure]) -> list[str]:
+    """The ids of the measures' metrics, each once, in order: the order of their verdicts."""
+    return sorted({m.metric.id for m in measures})
+
+
+VERDICTS = "_verdicts"  # + n: the verdicts of the metrics 64n to 64n + 63, one bit each
+WORD = 64
+
+
+def packed_verdicts(ids: Sequence[str]) -> dict[str, pl.Expr]:
+    """The metrics' verdicts (their MATCHED columns, in the order of `ids`), 64 to a word: as
+    pre-aggregation keys, a few integers hash faster than a column per metric or the values
+    the metrics filter on."""
+    return {
+        f"{VERDICTS}{w}": pl.sum_horizontal(
+            pl.col(MATCHED + mid).cast(pl.UInt64) * pl.lit(1 << bit, pl.UInt64)
+            for bit, mid in enumerate(ids[w * WORD : (w + 1) * WORD])
+        )
+        for w in range(math.ceil(len(ids) / WORD))
+    }
+
+
+def unpacked_verdicts(ids: Sequence[str]) -> list[pl.Expr]:
+    """The MATCHED column of each metric of `ids`, from the words of `packed_verdicts`."""
+    return [
+        ((pl.col(f"{VERDICTS}{i // WORD}") & pl.lit(1 << (i % WORD), pl.UInt64)) != 0).alias(MATCHED + mid)
+        for i, mid in enumerate(ids)
+    ]
 
 
 def measured(metrics: Iterable[ir.Metric]) -> list[pl.Expr]:
@@ -833,8 +850,10 @@ def aggregate(
         quantity = pl.col(name).drop_nulls().n_unique().cast(QUANTITY)
     else:  # LATEST: the group holding the latest event; ties go to the later row
         quantity = pl.col(f"_last.{name}").max_by(f"_last_key.{name}")
-    # PER_METRIC plans tag each metric's own groups; a pre-aggregation holds the keys to filter on
-    mine = pl.col("_metric") == metric.id if "_metric" in pre.collect_schema() else lower_filter(metric)
+    # PER_METRIC plans tag each metric's own groups; a pre-aggregation holds each metric's verdict
+    mine = (
+        pl.col("_metric") == metric.id if "_metric" in pre.collect_schema() else pl.col(MATCHED + metric.id)
+    )
     return (
         pre.filter(mine)
         .group_by([*keys, *(PREFIX + g for g in group)])
@@ -895,16 +914,14 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         InvalidRow(str(reason), names[int(order) >> 32], int(order) & 0xFFFFFFFF)
         for reason, order in examples.iter_rows()
     )
-    mine = (
-        pl.col("_bucket") == "rated" if plan.strategy == PRE_AGGREGATED else pl.col("_metric").is_not_null()
-    )
-    rated = (
-        pre.filter(mine)
-        .join(plan.pieces, on="_piece")
-        .with_columns(
-            pl.col("_customer").alias("customer_id"),
-            *([] if WINDOWS.get(plan.window) else _piece_window(plan.window)),
-        )
+    if plan.strategy == PRE_AGGREGATED:
+        mine = pre.filter(pl.col("_bucket") == "rated")
+        mine = mine.with_columns(unpacked_verdicts(metric_ids(plan.measures)))
+    else:
+        mine = pre.filter(pl.col("_metric").is_not_null())
+    rated = mine.join(plan.pieces, on="_piece").with_columns(
+        pl.col("_customer").alias("customer_id"),
+        *([] if WINDOWS.get(plan.window) else _piece_window(plan.window)),
     )
     return rated, Ledger(rows, buckets, invalid)
 
