@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 import pricing
 from pricing import ir
+from pricing.compiler.link import ref_fields
 from tests.conftest import CASES, REPO
 
 SPECS = REPO / "specs"
@@ -90,3 +92,43 @@ def test_not_a_folder(tmp_path: Path) -> None:
     (diagnostic,) = pricing.check(tmp_path / "missing")
     assert diagnostic.code == "E105"
     assert diagnostic.message.endswith("is not a folder: a spec project is a folder with a pricing.yaml")
+
+
+def test_every_kind_of_reference_in_a_contract_is_checked(tmp_path: Path) -> None:
+    """The linker walks only the fields whose type can hold a reference: one misspelt reference
+    in each of a contract's places — customer, override product, commit product, scheduled
+    charge product, credit's applicable products — is each reported where it is written."""
+    shutil.copytree(REPO / "specs", tmp_path / "specs")
+    contracts = tmp_path / "specs" / "contracts" / "contracts.yaml"
+    lines = contracts.read_text().splitlines()
+    for number, old, new in [
+        (3, "acme", "acmee"),
+        (11, "fine_tuning", "fine_tunin"),
+        (14, "prepaid_commit", "prepaid_comit"),
+        (22, "onboarding", "onbording"),
+        (43, "large_input,", "large_inpt,"),
+    ]:
+        assert old in lines[number - 1]
+        lines[number - 1] = lines[number - 1].replace(old, new)
+    contracts.write_text("\n".join(lines) + "\n")
+    found = [(d.span.line, d.message) for d in pricing.check(tmp_path / "specs") if d.code == "E401"]
+    assert found == [
+        (3, "unknown customer 'acmee'. Did you mean 'acme'?"),
+        (11, "unknown product 'fine_tunin'. Did you mean 'fine_tuning'?"),
+        (14, "unknown product 'prepaid_comit'. Did you mean 'prepaid_commit'?"),
+        (22, "unknown product 'onbording'. Did you mean 'onboarding'?"),
+        (43, "unknown product 'large_inpt'. Did you mean 'large_input'?"),
+    ]
+
+
+def test_the_linker_walks_the_fields_that_can_hold_references() -> None:
+    assert ref_fields(ir.Customer) == ()
+    assert ref_fields(ir.Rate) == ("product",)
+    assert ref_fields(ir.Contract) == (
+        "customer",
+        "rate_card",
+        "overrides",
+        "commits",
+        "credits",
+        "scheduled_charges",
+    )

@@ -9,8 +9,10 @@ so one mistake is reported once, not again at every reference to it.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
@@ -59,9 +61,39 @@ def refs(node: object) -> Iterator[ir.Ref]:
         for item in node:
             yield from refs(item)
     elif dataclasses.is_dataclass(node) and not isinstance(node, type):
-        for f in dataclasses.fields(node):
-            if f.name not in ("span", "spans"):
-                yield from refs(getattr(node, f.name))
+        for name in ref_fields(type(node)):
+            yield from refs(getattr(node, name))
+
+
+_SEEN: set[type] = set()  # the classes whose fields are being looked at (a type may contain itself)
+
+
+@cache
+def ref_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an IR class whose declared type can hold a `Ref` (itself, in a tuple or
+    optional, or inside another node): a customer's name, aliases and address are never walked.
+    A field whose type cannot be read is walked."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:
+        hints = {}
+    _SEEN.add(cls)
+    try:
+        return tuple(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in ("span", "spans") and (f.name not in hints or _may_hold_ref(hints[f.name]))
+        )
+    finally:
+        _SEEN.discard(cls)
+
+
+def _may_hold_ref(kind: object) -> bool:
+    if kind is ir.Ref or kind in _SEEN:
+        return True
+    if typing.get_origin(kind) is not None:  # tuple[X, ...], X | None
+        return any(_may_hold_ref(arg) for arg in typing.get_args(kind))
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind) and bool(ref_fields(kind))
 
 
 def _tag_uses(node: ir.SpecObject) -> Iterator[tuple[str, Span]]:
