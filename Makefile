@@ -37,8 +37,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The package is byte-compiled first, as a regular (non-editable) install is: a run then does
+# not compile its modules again (where PYTHONDONTWRITEBYTECODE is set, every run would).
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m compileall -q pricing
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_usage.py --events 1000000 --events 10000000
 	$(BIN)/python benchmarks/bench_invoice.py --events 1000000 --events 10000000
