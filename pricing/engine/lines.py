@@ -54,7 +54,8 @@ from pricing.engine.rate import (
     settle,
     terms,
 )
-from pricing.money import ARITHMETIC, round_to
+from pricing.frames import decimal_literal, python_values, rows_frame
+from pricing.money import round_to
 
 PeriodKey = tuple[str, datetime]  # contract id, period start
 
@@ -89,10 +90,9 @@ def rate_usage(
     rating = UsageRating()
     periods = calendar.periods()
     instant = rated.schema["window_start"]
-    intervals = pl.DataFrame(
+    intervals = rows_frame(
         [(i.contract, i.lo, i.period[0]) for i in calendar.intervals if i.counted],
-        schema={"contract_id": pl.String(), "window_start": instant, "period_start": instant},
-        orient="row",
+        {"contract_id": pl.String(), "window_start": instant, "period_start": instant},
     )
     products = [
         p
@@ -115,7 +115,7 @@ def converted(product: ir.Product, quantity: pl.Expr) -> pl.Expr:
     """The product's quantity conversion, then its rounding, in Decimal(38, 18)."""
     conversion = product.quantity_conversion
     if conversion is not None:
-        factor = pl.lit(conversion.conversion_factor, dtype=QUANTITY)
+        factor = decimal_literal(conversion.conversion_factor, QUANTITY)
         quantity = quantity * factor if conversion.operation == "MULTIPLY" else quantity / factor
     rounding = product.quantity_rounding
     if rounding is None or rounding.decimal_places >= SCALE:
@@ -123,7 +123,7 @@ def converted(product: ir.Product, quantity: pl.Expr) -> pl.Expr:
     places = rounding.decimal_places
     if rounding.rounding_method == "ROUND_HALF_UP":
         return quantity.round(places, mode="half_away_from_zero")
-    nearest, step = quantity.round(places), pl.lit(Decimal(1).scaleb(-places), dtype=QUANTITY)
+    nearest, step = quantity.round(places), decimal_literal(Decimal(1).scaleb(-places), QUANTITY)
     floor = pl.when(nearest > quantity).then(nearest - step).otherwise(nearest)
     ceiling = pl.when(nearest < quantity).then(nearest + step).otherwise(nearest)
     if rounding.rounding_method == "ROUND_DOWN":  # toward zero
@@ -240,15 +240,12 @@ class _ProductRating:
         metered quantity of each segment and group — a zero row for a segment without usage
         when the product has no pricing group key."""
         instant = rated.schema["window_start"]
-        contracts = pl.DataFrame(
-            self.contract_rows,
-            schema={"contract_id": pl.String(), "period_start": instant, "_class": pl.UInt32()},
-            orient="row",
+        contracts = rows_frame(
+            self.contract_rows, {"contract_id": pl.String(), "period_start": instant, "_class": pl.UInt32()}
         )
-        cuts = pl.DataFrame(
+        cuts = rows_frame(
             self.class_rows,
-            schema={"_class": pl.UInt32(), "period_start": instant} | dict.fromkeys(_SEGMENT[2:], instant),
-            orient="row",
+            {"_class": pl.UInt32(), "period_start": instant} | dict.fromkeys(_SEGMENT[2:], instant),
         )
         segment_frame = contracts.join(cuts, on=["_class", "period_start"])
         segment_of = (  # each interval of the calendar lies in one segment of the product
@@ -291,16 +288,15 @@ class _ProductRating:
             found, reason = self._terms(cls, at, pricing_by_key[key])
             term = None if found is None else catalog.setdefault(found, len(catalog))
             term_rows.append((cls, at, key, term, reason))
-        term_frame = pl.DataFrame(
+        term_frame = rows_frame(
             term_rows,
-            schema={
+            {
                 "_class": pl.UInt32(),
                 "segment_start": rows.schema["segment_start"],
                 "_pricing": pl.String(),
                 "_term": pl.UInt32(),
                 "_reason": pl.String(),
             },
-            orient="row",
         )
         joined = rows.join(term_frame, on=["_class", "segment_start", "_pricing"])
         return joined.filter(~pl.col("_zero") | pl.col("_term").is_not_null()), list(catalog)
@@ -334,15 +330,14 @@ def split_charges(
     `quantity` reaches); the money of each overlap is then exact Decimal (`rate.settle`).
     Yields (keys, quantity, charge) in the order of the keys."""
     pieces_of = [price_pieces(t.price, t.multipliers) for t in catalog]
-    pieces = pl.DataFrame(
+    pieces = rows_frame(
         [
             (term, i, p.level, p.lo, p.hi, p.reach_above, p.reach_to)
             for term, own in enumerate(pieces_of)
             for i, p in enumerate(own)
         ],
-        schema={"_term": pl.UInt32(), "_piece": pl.UInt32(), "_level": pl.UInt32()}
+        {"_term": pl.UInt32(), "_piece": pl.UInt32(), "_level": pl.UInt32()}
         | dict.fromkeys(("_lo", "_hi", "_above", "_to"), QUANTITY),
-        orient="row",
     )
     lines = rows.sort(keys).with_row_index("_line").collect()
     end = pl.col("_used") + pl.col("quantity")
@@ -367,30 +362,12 @@ def split_charges(
         .drop("_level")
         .collect()
     )
-    # Python values column by column (row by row is several times slower)
-    key_values = list(zip(*(_python(lines.get_column(k)) for k in keys), strict=True))
-    quantities = _python(lines.get_column("quantity"))
-    parts = zip(*(_python(c) for c in overlaps.iter_columns()), strict=True)
+    key_values = list(zip(*(python_values(lines.get_column(k)) for k in keys), strict=True))
+    quantities = python_values(lines.get_column("quantity"))
+    parts = zip(*(python_values(c) for c in overlaps.iter_columns()), strict=True)
     for line, items in groupby(parts, key=itemgetter(0)):
         used = list(items)
         term = used[0][1]
         split = [(pieces_of[term][piece], lo, hi) for _, _, piece, lo, hi in used]
         price, multipliers = catalog[term].price, catalog[term].multipliers
         yield key_values[line], quantities[line], settle(price, multipliers, quantities[line], split)
-
-
-def _python(column: pl.Series) -> list[Any]:
-    """A column's Python values, made faster than Polars makes them: a decimal from its
-    integer coefficient, a datetime once per distinct instant."""
-    kind = column.dtype
-    if isinstance(kind, pl.Decimal):
-        scale = -(kind.scale or 0)
-        return [
-            None if v is None else Decimal(v).scaleb(scale, ARITHMETIC)
-            for v in column.to_physical().to_list()
-        ]
-    if isinstance(kind, pl.Datetime):
-        distinct = column.unique()
-        instant = dict(zip(distinct.to_physical().to_list(), distinct.to_list(), strict=True))
-        return [instant[v] for v in column.to_physical().to_list()]
-    return column.to_list()

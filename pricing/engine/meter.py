@@ -61,6 +61,7 @@ from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, sca
 from pricing.expr.ast import properties
 from pricing.expr.lower import Columns, Lowered, lower, not_a_number
 from pricing.expr.types import check
+from pricing.frames import rows_frame
 from pricing.money import plain
 
 SCALE = 18  # decimal places kept for event quantities: exact for every value written with fewer
@@ -247,7 +248,7 @@ def pieces_frame(project: Project, calendar: Calendar) -> pl.DataFrame:
         "period_end": UTC_TIME,
         "_counted": pl.Boolean(),
     }
-    return pl.DataFrame(rows, schema=schema, orient="row").with_row_index("_piece")
+    return rows_frame(rows, schema).with_row_index("_piece")
 
 
 def _days(calendar: Calendar) -> tuple[datetime, datetime]:

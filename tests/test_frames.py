@@ -1,0 +1,69 @@
+"""Python values into and out of Polars (pricing.frames), against Polars' own conversions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pricing.frames import decimal_literal, python_values, rows_frame
+from tests.conftest import REPO
+
+INSTANT = pl.Datetime("us", "UTC")
+QUANTITY = pl.Decimal(38, 18)
+SCHEMA = {"id": pl.String(), "at": INSTANT, "n": pl.UInt32(), "q": QUANTITY}
+
+instants = st.sampled_from(
+    [None, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 31, 23, 59, tzinfo=UTC)]
+)
+decimals = st.none() | st.decimals(
+    min_value=Decimal("-1e19"), max_value=Decimal("1e19"), allow_nan=False, allow_infinity=False, places=18
+)
+rows = st.lists(st.tuples(st.text(max_size=3), instants, st.integers(0, 2**32 - 1), decimals), max_size=30)
+
+
+@given(rows)
+def test_rows_frame_equals_polars_own_conversion(
+    drawn: list[tuple[str, datetime | None, int, Decimal | None]],
+) -> None:
+    assert rows_frame(drawn, SCHEMA).equals(pl.DataFrame(drawn, schema=SCHEMA, orient="row"))
+
+
+@given(rows)
+def test_python_values_equal_polars_own(
+    drawn: list[tuple[str, datetime | None, int, Decimal | None]],
+) -> None:
+    frame = rows_frame(drawn, SCHEMA)
+    for column in frame.iter_columns():
+        assert python_values(column) == column.to_list()
+
+
+def test_by_hand() -> None:
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    frame = rows_frame([("a", march, 1, Decimal("2.50")), ("b", None, 2, None)], SCHEMA)
+    assert frame.rows() == [("a", march, 1, Decimal("2.5")), ("b", None, 2, None)]
+    assert rows_frame([], SCHEMA).schema == pl.Schema(SCHEMA)
+    tiny = pl.select(decimal_literal(Decimal("0.00005"), QUANTITY)).item()
+    assert tiny == Decimal("0.00005")
+
+
+def test_a_run_does_not_import_numpy() -> None:
+    """Polars imports NumPy (70 ms) to convert a Python Decimal; a run gives it none."""
+    script = (
+        "import sys, pricing\n"
+        "from datetime import datetime, UTC\n"
+        "plan = pricing.compile(pricing.load('specs'))\n"
+        "events = ['examples/nimbus/events-2026-q1.jsonl']\n"
+        "plan.invoice(events, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))\n"
+        "plan.usage(events, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "False\n"
