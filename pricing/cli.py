@@ -198,8 +198,9 @@ _DEDUP = click.option(
     type=click.Choice(DEDUPS),
     default="auto",
     show_default=True,
-    help="How duplicate transaction ids are found; auto reads the ids in a pre-pass for Parquet and "
-    "for events too many to hold in memory, else uses a window over the one scan (see pricing explain).",
+    help="How duplicate transaction ids are found; auto reads the ids in a pre-pass for Parquet from "
+    "2M events and for events too many to hold in memory, else uses a window over the one scan "
+    "(see pricing explain).",
 )
 
 

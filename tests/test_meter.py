@@ -418,7 +418,8 @@ def test_the_dedup_is_chosen_by_what_the_window_would_hold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """7 events × (0 properties + 8 columns) × 24 bytes = 1,344 bytes for the window to hold:
-    it does on a 16 GiB machine, not on one of 4 KiB. Parquet is read twice rather than held."""
+    it does on a 16 GiB machine, not on one of 4 KiB. Parquet from 2M events (here, from 7) is
+    read again for its ids rather than held."""
     root = _dedup_project(tmp_path)
     plan = compile(pricing.load(root))
     events = [str(root / "events.jsonl")]
@@ -435,10 +436,18 @@ def test_the_dedup_is_chosen_by_what_the_window_would_hold(
     forced = plan.compile_usage(events, *MARCH, dedup=WINDOW)
     assert (forced.dedup, forced.dedup_reason) == (WINDOW, "chosen with --dedup")
     pl.read_ndjson(root / "events.jsonl").write_parquet(root / "events.parquet")
+    monkeypatch.setattr(meter, "physical_memory", lambda: 16 << 30)
+    columnar = plan.compile_usage([str(root / "events.parquet")], *MARCH)
+    assert (columnar.dedup, columnar.dedup_reason) == (
+        WINDOW,
+        "the window would hold about 0.0 GiB of events, of 16 GiB;"
+        " below 2,000,000 Parquet events the window is the faster",
+    )
+    monkeypatch.setattr(meter, "PARQUET_PRE_PASS", 7)
     columnar = plan.compile_usage([str(root / "events.parquet")], *MARCH)
     assert (columnar.dedup, columnar.dedup_reason) == (
         PRE_PASS,
-        "Parquet: the id columns are read alone, before the one scan of the metering",
+        "7 Parquet events: the id columns are read alone, before the metering",
     )
 
 
