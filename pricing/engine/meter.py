@@ -3,16 +3,16 @@
 The plan is one linear pipeline over the events — no branches, so no cached copies — and its
 aggregation uses only reductions that Polars' streaming engine streams (LATEST too: the value at
 the greatest (timestamp, row) key). The dedup's window holds the scanned events until it is
-done; for Parquet, or where they would not fit, a pre-pass finds the repeated ids instead (by
-sorting a hash of the ids: 8 bytes per event), and the plan streams in memory that grows with
-the repeated ids, not with the events:
+done; for Parquet from 2M events, or where they would not fit, a pre-pass finds the repeated
+ids instead (by sorting a hash of the ids: 8 bytes per event), and the plan streams in memory
+that grows with the repeated ids, not with the events:
 
 1. scan        every file, in input order, keeping (`_file`, `_row`)
 2. validate    a missing required field or an unparseable timestamp       → invalid
 3. dedup       the first valid row of each `transaction_id` in input order → else duplicate
-               (a window over the scan; for Parquet and for events too many to hold, the ids
-               that repeat, found by a pre-pass over the id columns, joined: `choose_dedup`,
-               `PrePass`)
+               (a window over the scan; for Parquet from 2M events and for events too many
+               to hold, the ids that repeat, found by a pre-pass over the id columns, joined:
+               `choose_dedup`, `PrePass`)
 4. resolve     the customer behind an id or alias (a lookup)       → else unknown_customer
                the piece of the run's calendar the event lies in: each customer's time cut
                into parts of statement periods and gaps, found by (customer, UTC day) in a
