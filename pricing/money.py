@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation
+from functools import cache
 
 
 def plain(value: Decimal) -> Decimal:
@@ -26,4 +27,9 @@ ARITHMETIC = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation,
 def round_to(value: Decimal, places: int, rounding: str) -> Decimal:
     """`value` rounded to `places` decimals by a rounding method named as Python's decimal module
     names it (ROUND_HALF_UP, ROUND_HALF_EVEN, ROUND_UP: away from zero, ROUND_DOWN: toward zero)."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=rounding, context=ARITHMETIC)
+    return value.quantize(_quantum(places), rounding=rounding, context=ARITHMETIC)
+
+
+@cache  # every line total is rounded to the same place: its quantum is made once
+def _quantum(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
