@@ -278,26 +278,30 @@ def locator(
     customer = pl.lit(pl.Series(list(names.values()), dtype=pl.Int64)).gather(known)
     first, last = _days(calendar)
     d0, days = (first - EPOCH).days, (last - first).days
-    by_day = (
-        pieces.with_columns(
-            pl.col("_customer")
-            .replace_strict(
-                [c.id for c in customers], range(len(customers)), default=None, return_dtype=pl.Int64
-            )
-            .alias("_c"),
-            pl.int_ranges(
-                pl.col("_lo").dt.epoch("d"), (pl.col("_hi") - timedelta.resolution).dt.epoch("d") + 1
-            ).alias("_day"),
-        )
-        .explode("_day")
-        .with_columns((pl.col("_c") * days + pl.col("_day") - d0).alias("_key"))
+    micros = DAY // timedelta.resolution
+    lo, hi = pl.col("_lo").dt.epoch("us"), pl.col("_hi").dt.epoch("us")
+    row = days * pl.col("_customer").replace_strict(  # where a customer's days start in the table
+        [c.id for c in customers], range(len(customers)), default=None, return_dtype=pl.Int64
     )
-    start = by_day.group_by("_key").agg(pl.col("_piece").min()).sort("_key").get_column("_piece")
-    if len(start) != len(customers) * days:  # pieces_frame covers every customer's every day
-        raise AssertionError(f"{len(start)} customer days have a piece, not {len(customers) * days}")
+    # a piece covers the midnights of its days from the first at or after its start to the last
+    # before its end; each midnight of a customer's days is covered by exactly one piece
+    midnights = pieces.select(
+        "_piece",
+        (row - d0 + -(-lo // micros)).alias("_from"),
+        (row - d0 + -(-hi // micros)).alias("_to"),
+    ).filter(pl.col("_from") < pl.col("_to"))
+    # the dense table: the piece covering each day's midnight, set where it starts covering them
+    # and carried forward to the days after (every customer's first midnight is covered)
+    start = (
+        pl.repeat(None, len(customers) * days, dtype=pl.UInt32, eager=True)
+        .scatter(midnights.get_column("_from"), midnights.get_column("_piece"))
+        .forward_fill()
+    )
+    if start.null_count():  # pieces_frame covers every customer's every day
+        raise AssertionError(f"{start.null_count()} customer days have no piece")
     inside = (  # the pieces starting after midnight of a day: boundaries within it
-        by_day.filter(pl.col("_lo").dt.epoch("us") > pl.col("_day") * (DAY // timedelta.resolution))
-        .group_by("_key")
+        pieces.filter(lo % micros != 0)
+        .group_by((row - d0 + lo // micros).alias("_key"))
         .agg(pl.col("_lo").sort())
     )
     day = pl.col("timestamp").dt.epoch("d") - d0
