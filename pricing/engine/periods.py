@@ -22,25 +22,38 @@ _MONTHS = {ir.BillingFrequency.MONTHLY: 1, ir.BillingFrequency.QUARTERLY: 3, ir.
 Period = tuple[datetime, datetime]
 
 
-def _anchor(contract: ir.Contract, frequency: ir.BillingFrequency, timezone: ZoneInfo) -> datetime:
-    schedule = contract.usage_statement_schedule
-    start = contract.starting_at.astimezone(timezone)
-    if schedule.day is ir.ScheduleDay.CUSTOM_DATE and schedule.billing_anchor_date is not None:
-        return schedule.billing_anchor_date.astimezone(timezone)
-    if schedule.day is ir.ScheduleDay.FIRST_OF_MONTH and frequency in _MONTHS:
+def _anchor(
+    starting_at: datetime,
+    day: ir.ScheduleDay,
+    anchor_date: datetime | None,
+    frequency: ir.BillingFrequency,
+    timezone: ZoneInfo,
+) -> datetime:
+    if day is ir.ScheduleDay.CUSTOM_DATE and anchor_date is not None:
+        return _local(anchor_date, timezone)
+    start = _local(starting_at, timezone)
+    if day is ir.ScheduleDay.FIRST_OF_MONTH and frequency in _MONTHS:
         return start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start
 
 
-@lru_cache(maxsize=1 << 16)  # contracts share anchors (the 1st of a month): each boundary once
-def _boundary(anchor: datetime, step: int, frequency: ir.BillingFrequency, timezone: ZoneInfo) -> datetime:
-    """The step-th boundary from the anchor (negative steps go back), in UTC."""
+# Contracts share start instants and anchors (the 1st of a month): each conversion and each
+# boundary is worked out once (an instant to a zone's local time takes microseconds).
+@lru_cache(maxsize=1 << 16)
+def _local(instant: datetime, timezone: ZoneInfo) -> datetime:
+    return instant.astimezone(timezone)
+
+
+@lru_cache(maxsize=1 << 16)
+def _boundary(anchor: datetime, step: int, months: int, timezone: ZoneInfo) -> datetime:
+    """The step-th boundary from the anchor (negative steps go back), `months` apart (none:
+    a week apart), in UTC."""
     local = anchor.replace(tzinfo=None)
-    if frequency is ir.BillingFrequency.WEEKLY:
+    if not months:
         moved = local + timedelta(days=7 * step)
     else:
-        months = local.year * 12 + local.month - 1 + step * _MONTHS[frequency]
-        year, month = divmod(months, 12)
+        total = local.year * 12 + local.month - 1 + step * months
+        year, month = divmod(total, 12)
         day = min(local.day, calendar.monthrange(year, month + 1)[1])
         moved = local.replace(year=year, month=month + 1, day=day)
     return moved.replace(tzinfo=timezone).astimezone(UTC)
@@ -51,27 +64,60 @@ def schedule_periods(
 ) -> Iterator[Period]:
     """The whole periods of `frequency`, anchored as the contract's statement schedule, from the
     one holding `start` to the one holding the instant before `end` (not clipped to anything)."""
-    anchor = _anchor(contract, frequency, timezone)
+    schedule = contract.usage_statement_schedule
+    anchor = _anchor(contract.starting_at, schedule.day, schedule.billing_anchor_date, frequency, timezone)
+    return _periods(anchor, _MONTHS.get(frequency, 0), timezone, start, end)
+
+
+def _periods(
+    anchor: datetime, months: int, timezone: ZoneInfo, start: datetime, end: datetime
+) -> Iterator[Period]:
     step = 0
-    while _boundary(anchor, step, frequency, timezone) > start:
+    while _boundary(anchor, step, months, timezone) > start:
         step -= 1
-    while _boundary(anchor, step + 1, frequency, timezone) <= start:
+    while _boundary(anchor, step + 1, months, timezone) <= start:
         step += 1
-    while (lo := _boundary(anchor, step, frequency, timezone)) < end:
-        yield lo, _boundary(anchor, step + 1, frequency, timezone)
+    while (lo := _boundary(anchor, step, months, timezone)) < end:
+        yield lo, _boundary(anchor, step + 1, months, timezone)
         step += 1
 
 
 def statement_periods(
     contract: ir.Contract, timezone: ZoneInfo, start: datetime, end: datetime
-) -> Iterator[Period]:
+) -> tuple[Period, ...]:
     """The contract's statement periods that intersect [start, end), in order, clipped to the
     contract (not to [start, end): a period is reported whole)."""
-    contract_end = contract.ending_before
-    lo = max(start, contract.starting_at)
-    hi = end if contract_end is None else min(end, contract_end)
+    schedule = contract.usage_statement_schedule
+    return _statement_periods(
+        contract.starting_at,
+        contract.ending_before,
+        schedule.frequency,
+        schedule.day,
+        schedule.billing_anchor_date,
+        timezone,
+        start,
+        end,
+    )
+
+
+# Contracts that start together on one schedule (a customer cohort) have the same periods.
+@lru_cache(maxsize=1 << 14)
+def _statement_periods(
+    starting_at: datetime,
+    ending_before: datetime | None,
+    frequency: ir.BillingFrequency,
+    day: ir.ScheduleDay,
+    anchor_date: datetime | None,
+    timezone: ZoneInfo,
+    start: datetime,
+    end: datetime,
+) -> tuple[Period, ...]:
+    lo = max(start, starting_at)
+    hi = end if ending_before is None else min(end, ending_before)
     if lo >= hi:
-        return
-    frequency = contract.usage_statement_schedule.frequency
-    for p_lo, p_hi in schedule_periods(contract, frequency, timezone, lo, hi):
-        yield max(p_lo, contract.starting_at), p_hi if contract_end is None else min(p_hi, contract_end)
+        return ()
+    anchor = _anchor(starting_at, day, anchor_date, frequency, timezone)
+    return tuple(
+        (max(p_lo, starting_at), p_hi if ending_before is None else min(p_hi, ending_before))
+        for p_lo, p_hi in _periods(anchor, _MONTHS.get(frequency, 0), timezone, lo, hi)
+    )
