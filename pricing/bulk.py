@@ -1,10 +1,12 @@
 """Building many long-lived Python objects at once, with the cyclic garbage collector paused.
 
-Loading a spec project (thousands of IR nodes, spans, source-map entries) and assembling a run's
-invoices (tens of thousands of lines) only create objects that outlive the call and form no
-garbage cycles; Python's collector would still walk all of them, again and again as they pile
-up — a third of the time of loading a 4,000-object spec. Reference counting frees garbage as
-usual; the collector runs again as soon as the call returns.
+Loading a spec project (thousands of IR nodes, spans, source-map entries) and a run (its
+calendar: an interval per contract period; its invoices: tens of thousands of lines) only
+create objects that outlive the call and form no garbage cycles; Python's collector would still
+walk all of them, and the project's, again and again as they pile up — a third of the time of
+loading a 4,000-object spec, and the calendar of 50,000 contracts took 0.5–0.9 s instead of
+0.5 s as it happened to run. Reference counting frees garbage as usual; the collector runs
+again as soon as the call returns.
 """
 
 from __future__ import annotations

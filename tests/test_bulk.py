@@ -1,13 +1,16 @@
-"""The cyclic collector is paused while a spec is loaded or invoices are assembled, and comes back."""
+"""The cyclic collector is paused while a spec is loaded or a run is made, and comes back."""
 
 from __future__ import annotations
 
 import gc
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 import pricing
 from pricing.bulk import collector_paused
+from pricing.engine.scan import EventReadError
 from tests.conftest import REPO
 
 
@@ -39,4 +42,17 @@ def test_loading_a_spec_leaves_the_collector_on_also_when_the_spec_is_broken() -
     assert gc.isenabled()
     with pytest.raises(pricing.PricingError, match="unknown key 'nmae' in a customer"):
         pricing.load(REPO / "tests" / "cases" / "check" / "unknown_key_did_you_mean")
+    assert gc.isenabled()
+
+
+def test_runs_leave_the_collector_on_also_when_they_fail(tmp_path: Path) -> None:
+    plan = pricing.compile(pricing.load(REPO / "specs"))
+    march = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    events = [str(REPO / "examples" / "nimbus" / "events-2026-q1.jsonl")]
+    assert plan.invoice(events, *march).invoices
+    assert not plan.usage(events, *march).usage.is_empty()
+    assert gc.isenabled()
+    (tmp_path / "corrupt.parquet").write_bytes(b"not parquet")
+    with pytest.raises(EventReadError, match=r"could not read .*corrupt\.parquet: parquet"):
+        plan.invoice([str(tmp_path / "corrupt.parquet")], *march)
     assert gc.isenabled()

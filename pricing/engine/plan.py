@@ -125,8 +125,9 @@ class Plan:
         dedup: str = "auto",
     ) -> UsageResult:
         """Metered usage of every metric in [start, end) and the ledger of every input row."""
-        plan = self.compile_usage(events, start, end, window, group_by, engine, strategy, dedup)
-        usage, ledger = run_meter(plan)
+        with collector_paused():
+            plan = self.compile_usage(events, start, end, window, group_by, engine, strategy, dedup)
+            usage, ledger = run_meter(plan)
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
 
     def invoice(
@@ -157,11 +158,13 @@ class Plan:
         def changes(contract: ir.Contract) -> Iterator[datetime]:
             return price_changes((*project.rate_cards[contract.rate_card.id].rates, *contract.overrides))
 
-        calendar = invoice_calendar(project, start, end, changes)
-        plan = compile_meter(project, expand(events), measures, calendar, SEGMENT, engine, strategy, dedup)
-        rated, ledger = collect_meter(plan)
         as_of = end if as_of is None else as_of
         with collector_paused():
+            calendar = invoice_calendar(project, start, end, changes)
+            plan = compile_meter(
+                project, expand(events), measures, calendar, SEGMENT, engine, strategy, dedup
+            )
+            rated, ledger = collect_meter(plan)
             return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
 
 
