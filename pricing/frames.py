@@ -27,7 +27,7 @@ def rows_frame(rows: Sequence[Sequence[Any]], schema: Mapping[str, pl.DataType])
     data = {}
     for (name, dtype), values in zip(schema.items(), columns, strict=True):
         if isinstance(dtype, pl.Decimal):
-            texts = [None if v is None else format(v, "f") for v in values]
+            texts = [None if v is None else format(Decimal(v), "f") for v in values]  # ints too
             data[name] = pl.Series(name, texts, dtype=pl.String).cast(dtype)
         elif isinstance(dtype, pl.Datetime):
             distinct: dict[Any, int] = {}
