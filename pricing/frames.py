@@ -3,10 +3,10 @@
 Polars converts a Python `datetime` or `Decimal` one value at a time, and slowly (a few
 microseconds each); the frames a run builds and reads hold few distinct instants (period and
 segment bounds) in thousands of rows. A Python `Decimal` also makes Polars import NumPy (70 ms
-of a run that needs none of it):
-decimals go in as their exact text, cast — rounded at the type's scale as Polars rounds a
-`Decimal` it is given. (The number literals of `filter:`/`value:` expressions still go in as
-`Decimal`s: the expression compiler keeps a literal inline, and a cast one is no literal to it.)
+of a run that needs none of it): decimals go in as their exact text, cast — rounded at the
+type's scale as Polars rounds a `Decimal` it is given. (The number literals of `filter:` and
+`value:` expressions still go in as `Decimal`s: the expression compiler keeps a literal
+inline, and a cast one is no literal to it.)
 """
 
 from __future__ import annotations
