@@ -32,6 +32,24 @@ def test_scalars_keep_what_the_user_wrote() -> None:
     assert not any(isinstance(v, float) for v in doc.data.values())
 
 
+def test_digit_separators_only_between_digits() -> None:
+    """`_` separates digits, as in Python's literals; anywhere else the scalar is text (`0_`
+    crashed the loader: it looked like an int and int() refused it — found by Hypothesis)."""
+    text = "a: 1_000\nb: 1_0.5\nc: 0_\nd: 1__0\ne: 1._5\nf: 1.5_\ng: _1\nh: -2_5e3\n"
+    doc, problems = parse_yaml("a.yaml", text)
+    assert problems == []
+    assert doc.data == {
+        "a": 1000,
+        "b": Decimal("10.5"),
+        "c": "0_",
+        "d": "1__0",
+        "e": "1._5",
+        "f": "1.5_",
+        "g": "_1",
+        "h": Decimal("-2.5E+4"),
+    }
+
+
 def test_explicit_tags() -> None:
     doc, problems = parse_yaml("a.yaml", "a: !!str 12\nb: !!float 3\nc: !!int x\n")
     assert doc.data["a"] == "12"

@@ -34,8 +34,9 @@ _PLAIN = "!plain"  # the tag our resolver gives an untagged plain scalar
 _NULL = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
-_INT = re.compile(r"[-+]?[0-9][0-9_]*")
-_DECIMAL = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?")
+_DIGITS = r"[0-9](?:_?[0-9])*"  # a `_` separates two digits, as in Python's literals
+_INT = re.compile(rf"[-+]?{_DIGITS}")
+_DECIMAL = re.compile(rf"[-+]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][-+]?[0-9]+)?")
 
 
 class _Resolver(yaml.resolver.BaseResolver):
