@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricing.frames import decimal_literal, python_values, rows_frame
-from tests.conftest import REPO
 
 INSTANT = pl.Datetime("us", "UTC")
 QUANTITY = pl.Decimal(38, 18)
@@ -58,20 +55,3 @@ def test_by_hand() -> None:
     assert rows_frame([], SCHEMA).schema == pl.Schema(SCHEMA)
     tiny = pl.select(decimal_literal(Decimal("0.00005"), QUANTITY)).item()
     assert tiny == Decimal("0.00005")
-
-
-def test_a_run_does_not_import_numpy() -> None:
-    """Polars imports NumPy (70 ms) to convert a Python Decimal; a run gives it none."""
-    script = (
-        "import sys, pricing\n"
-        "from datetime import datetime, UTC\n"
-        "plan = pricing.compile(pricing.load('specs'))\n"
-        "events = ['examples/nimbus/events-2026-q1.jsonl']\n"
-        "plan.invoice(events, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))\n"
-        "plan.usage(events, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))\n"
-        "print('numpy' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
-    )
-    assert done.stdout == "False\n"

@@ -23,7 +23,6 @@ from pricing import ir
 from pricing.compiler.source import Document, JsonPath
 from pricing.diagnostics import Diagnostic, Span, did_you_mean, error
 from pricing.expr.ast import Literal, Pos
-from pricing.expr.parser import ExpressionSyntaxError, parse
 from pricing.expr.types import check
 from pricing.ir import Kind
 
@@ -254,6 +253,9 @@ def _metric(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: st
 
         def at(pos: Pos) -> Span:
             return locate_in_scalar(ctx.document.lines, span, text, pos.line, pos.column)
+
+        # lark is imported by the first spec with an expression, not by every run (20 ms)
+        from pricing.expr.parser import ExpressionSyntaxError, parse
 
         try:
             ast = parse(text)
