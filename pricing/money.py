@@ -8,14 +8,17 @@ from functools import cache
 
 def plain(value: Decimal) -> Decimal:
     """The shortest exact form without an exponent: 500.000 → 500, 2.50 → 2.5, 1E+2 → 100."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+    return Decimal(text(value))
 
 
 def text(value: Decimal) -> str:
-    """A decimal as the invoice and usage outputs write it: plain, never in exponent form."""
-    return format(plain(value), "f")
+    """A decimal as the invoice and usage outputs write it: plain, never in exponent form, every
+    digit kept (no context rounds it: 38-digit quantities and 60-digit amounts stay exact), no
+    trailing zeros after the point, and zero without a sign."""
+    written = format(value, "f")
+    if "." in written:
+        written = written.rstrip("0").rstrip(".")
+    return "0" if written == "-0" else written
 
 
 # Amounts are computed with 60 significant digits: products of event quantities (38 digits) and
