@@ -159,3 +159,18 @@ def test_a_run_imports_only_what_it_needs() -> None:
     # its metrics have expressions (whose number literals go into Polars as Decimals: NumPy
     # too, where it is installed — with the benchmark's extras, not with the tests')
     assert "'lark'" in imported(CASES / "meter_expressions")
+
+
+def test_number_filter_values_are_compared_by_their_exact_shortest_text(tmp_path: Path) -> None:
+    """`in_values` numbers become the text events are compared by: 2.50 → "2.5", -0.0 → "0",
+    and a 31-digit number keeps every digit (Python's default context would round it to 28)."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Filters\n")
+    (tmp_path / "spec.yaml").write_text(
+        "metrics:\n"
+        "  m:\n"
+        "    property_filters:\n"
+        "      - {name: tier, in_values: [2.50, -0.0, 1234567890123456789012345678901, '07']}\n"
+        "    aggregation_type: COUNT\n"
+    )
+    (tier,) = pricing.load(tmp_path).metrics["m"].property_filters
+    assert tier.in_values == ("2.5", "0", "1234567890123456789012345678901", "07")

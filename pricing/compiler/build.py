@@ -25,6 +25,7 @@ from pricing.diagnostics import Diagnostic, Span, did_you_mean, error
 from pricing.expr.ast import Literal, Pos
 from pricing.expr.types import check
 from pricing.ir import Kind
+from pricing.money import text as decimal_text
 
 DEFAULT_CURRENCY = "USD"
 DEFAULT_TIMEZONE = "UTC"
@@ -123,9 +124,7 @@ def filter_text(value: str | int | Decimal) -> str:
     """A filter value as events are compared: numbers by their shortest decimal text."""
     if isinstance(value, str):
         return value
-    number = Decimal(value)
-    text = format(number.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    return decimal_text(Decimal(value))
 
 
 def _texts(values: Iterable[str | int | Decimal] | None) -> tuple[str, ...] | None:
