@@ -29,6 +29,8 @@ def problems(text: str, role: str) -> list[tuple[str, str, int]]:
         ("round(a / b, 2) > max(c, 0)", "filter"),
         ("not (a == b) or lower(event_type) != upper(event_type)", "filter"),
         ("a in [1, 2.5, -3]", "filter"),
+        ("x * 0.5000000000000000000000", "value"),  # 22 places written, one that counts
+        ("x * 1234567890123456789.12345678901", "value"),  # 30 digits: more than Python's default 28
     ],
 )
 def test_well_typed(text: str, role: str) -> None:
@@ -89,6 +91,13 @@ def test_a_property_takes_the_type_of_its_use() -> None:
             "round(a, b)",
             "value",
             [("E606", "round()'s second argument is a whole number of decimal places, 0 to 18", 10)],
+        ),
+        (
+            # 34 digits, 19 places: the check once rounded it in Python's 28-digit default context
+            # and raised instead of reporting
+            "x * 123456789012345.1234567890123456789",
+            "value",
+            [("E606", "123456789012345.1234567890123456789 has more than 18 decimal places", 5)],
         ),
         ("a and b", "filter", [("E602", AND_PROPERTY, 1), ("E602", AND_PROPERTY, 7)]),
         ("a > 1", "value", [("E605", "a value must be a number, but this is a boolean", 1)]),

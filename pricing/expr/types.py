@@ -19,6 +19,7 @@ from enum import Enum
 
 from pricing.diagnostics import did_you_mean
 from pricing.expr.ast import Binary, Call, EventField, InList, IsNull, Literal, Node, Pos, Property, Unary
+from pricing.money import plain
 
 
 class Type(Enum):
@@ -149,9 +150,9 @@ class _Checker:
             return Type.BOOLEAN
         if isinstance(value, str):
             return Type.STRING
-        exponent = value.as_tuple().exponent
+        exponent = plain(value).as_tuple().exponent  # exactly, however many digits it has
         assert isinstance(exponent, int)  # the grammar reads finite numbers only
-        if exponent < -MAX_PLACES and value != value.quantize(Decimal(1).scaleb(-MAX_PLACES)):
+        if exponent < -MAX_PLACES:
             self.fail("E606", f"{value:f} has more than {MAX_PLACES} decimal places", node.pos)
         elif value != 0 and value.adjusted() >= MAX_EXPONENT:
             self.fail("E606", f"{value:f} is too large: numbers stay below 10^{MAX_EXPONENT}", node.pos)
