@@ -501,3 +501,25 @@ def test_verdicts_of_more_metrics_than_a_word_holds(tmp_path: Path) -> None:
     table, buckets = usage_of(tmp_path, [str(tmp_path / "events.jsonl")], strategy=PRE_AGGREGATED)
     assert table == {("acme", f"k{i:02}", "[]"): Decimal(i + 1) for i in range(70)}
     assert buckets["rated"] == 70 * 71 // 2
+
+
+def test_a_spec_without_metrics_meters_the_ledger_alone(tmp_path: Path) -> None:
+    """With no metrics there is nothing to group per metric: --strategy per-metric too gives
+    the ledger alone (it failed looking for the metrics' groups). Two events of one id: one
+    duplicate, one that no metric counts."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Bare\n")
+    (tmp_path / "spec.yaml").write_text(
+        "customers: {acme: {}}\nrate_cards: {rc: {rates: []}}\n"
+        "contracts: {k: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}\n"
+    )
+    event = {"transaction_id": "1", "customer_id": "acme", "event_type": "x", "timestamp": "2026-03-02"}
+    (tmp_path / "events.jsonl").write_text(2 * (json.dumps(event) + "\n"))
+    plan = compile(pricing.load(tmp_path))
+    events = [str(tmp_path / "events.jsonl")]
+    compiled = plan.compile_usage(events, *MARCH, strategy=PER_METRIC)
+    assert (compiled.strategy, compiled.strategy_reason) == (PRE_AGGREGATED, "no metrics to measure")
+    result = plan.usage(events, *MARCH, strategy=PER_METRIC)
+    assert result.usage.is_empty()
+    assert {b: n for b, n in result.ledger.buckets.items() if n} == {"duplicate": 1, "unmatched": 1}
+    run = plan.invoice(events, *MARCH, strategy=PER_METRIC)
+    assert [(i.customer_id, i.total) for i in run.invoices] == [("acme", Decimal(0))]

@@ -437,6 +437,8 @@ def choose_strategy(
     estimated from a sample of the first file and the number of input `rows`. On the sample a
     verdict is that of the metric's event-type and property filters (its `filter:` expression,
     which may need more of the run, is left out)."""
+    if not metrics:  # the ledger alone: nothing to group per metric, whatever was asked
+        return PRE_AGGREGATED, "no metrics to measure"
     if strategy != "auto":
         return strategy, "chosen with --strategy"
     if not files:
