@@ -99,6 +99,14 @@ def _instant(value: str, project: Project, option: str) -> datetime:
         raise click.BadParameter(f"'{value}': {exc}", param_hint=option) from exc
 
 
+def _start_end(start: str, end: str, project: Project) -> tuple[datetime, datetime]:
+    """--start and --end: the run's [start, end), the end after the start."""
+    lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
+    if hi <= lo:
+        raise click.BadParameter(f"'{end}' is not after --start '{start}'", param_hint="--end")
+    return lo, hi
+
+
 @contextmanager
 def _progress(message: str) -> Iterator[None]:
     """A spinner on a terminal; nothing when output is piped."""
@@ -253,7 +261,7 @@ def usage(
 ) -> None:
     """What did each customer use? One row per customer, metric, group values and window."""
     project = _load(spec)
-    lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
+    lo, hi = _start_end(start, end, project)
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
     with _progress("metering events…"):
         result = _guard(
@@ -277,7 +285,7 @@ def explain(spec: Path, events: tuple[str, ...], start: str, end: str, strategy:
     """The compiled metering plan: each metric's predicate and value, the strategy, engine and
     dedup, the Polars plan."""
     project = _load(spec)
-    lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
+    lo, hi = _start_end(start, end, project)
     click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi, strategy, dedup), spec))
 
 
@@ -301,7 +309,7 @@ def _run_range(
         )
     if start is None or end is None:
         raise click.UsageError("give --period YYYY-MM, or both --start and --end")
-    return _instant(start, project, "--start"), _instant(end, project, "--end")
+    return _start_end(start, end, project)
 
 
 def _balances(path: Path) -> dict[BalanceKey, Decimal]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 
+import pricing
 from pricing.cli import main
 from tests.conftest import CASES, REPO
 
@@ -160,3 +163,19 @@ def test_empty_usage_csv_still_has_the_header() -> None:
         "customer_id,contract_id,metric_id,group_values,period_start,period_end,"
         "window_start,window_end,quantity\n"
     )
+
+
+def test_a_run_ends_after_it_starts(tmp_path: Path) -> None:
+    """--end not after --start is a usage error on every command that takes them (it was a
+    traceback from deep in Polars), and so is such a run through the API."""
+    backwards = ["--start", "2026-04-01", "--end", "2026-03-01"]
+    for command in (["usage"], ["explain"], ["invoice", "--out", str(tmp_path)]):
+        code, _, err = run(*command, SPECS, "--events", EVENTS, *backwards)
+        assert code == 2
+        assert "Invalid value for --end: '2026-03-01' is not after --start '2026-04-01'" in err
+    code, _, err = run("usage", SPECS, "--events", EVENTS, "--start", "2026-04-01", "--end", "2026-04-01")
+    assert "'2026-04-01' is not after --start '2026-04-01'" in err
+    plan = pricing.compile(pricing.load(SPECS))
+    april, march = datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="a run ends after it starts, not from 2026-04-01 00:00:00"):
+        plan.invoice([EVENTS], april, march)

@@ -42,6 +42,10 @@ class Calendar:
     end: datetime
     intervals: tuple[Interval, ...]
 
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"a run ends after it starts, not from {self.start} to {self.end}")
+
     @property
     def first(self) -> datetime:
         return min([self.start, *(i.lo for i in self.intervals)])
