@@ -33,7 +33,7 @@ def analyse(path: str | os.PathLike[str]) -> tuple[Project | None, list[Diagnost
     root = Path(path)
     if not root.is_dir():
         message = f"{root} is not a folder: a spec project is a folder with a pricing.yaml"
-        return None, [error("E105", message, Span.point(str(root)))]
+        return None, [error("E105", message, Span.point(""))]  # "": the project folder itself
     with collector_paused():
         return _analyse(root)
 

@@ -121,6 +121,9 @@ def format_text(diagnostics: Sequence[Diagnostic], root: Path, shown_root: str, 
 
 
 def _display(shown_root: str, file: str) -> str:
+    """A file of the project as the user named the project; "" is the project folder itself."""
+    if not file:
+        return shown_root or "."
     return f"{shown_root.rstrip('/')}/{file}" if shown_root else file
 
 

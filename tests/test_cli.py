@@ -108,3 +108,13 @@ def test_schema_command_prints_a_valid_schema_that_accepts_specs() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(schema["properties"]) == {"metrics", "products", "rate_cards", "customers", "contracts"}
     assert "manifest" in schema["$defs"]
+
+
+def test_a_spec_that_is_not_a_folder_is_named_once(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing")
+    result = CliRunner().invoke(main, ["check", missing])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        f"{missing}:1:1: error[E105]: {missing} is not a folder:"
+        " a spec project is a folder with a pricing.yaml"
+    )
