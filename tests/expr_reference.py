@@ -79,7 +79,11 @@ class Evaluation:
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite() or abs(number) >= Decimal(10) ** 20:
-            self.errors.append(f"property '{name}' is not a number: '{text}'")
+            written = text.strip()  # a number Python reads as written (no "_", ASCII digits)
+            if number is not None and number.is_finite() and written.isascii() and "_" not in written:
+                self.errors.append(f"property '{name}' is out of range: '{text}' (10^20 or more)")
+            else:
+                self.errors.append(f"property '{name}' is not a number: '{text}'")
             return None
         return exact(number)
 

@@ -86,6 +86,13 @@ def test_null_propagates_until_coalesce_catches_it() -> None:
 def test_a_property_that_is_not_a_number_is_an_error_of_the_row_with_its_value() -> None:
     rows = run("a + 1", [ev(a="12abc"), ev(a=" 4 ")])
     assert rows == [(None, "property 'a' is not a number: '12abc'"), (Decimal(5), None)]
+    # a number too large for a quantity (10^20 or more) is out of range, not "not a number"
+    rows = run("a + 1", [ev(a="1e400"), ev(a="123456789012345678901234567890"), ev(a="NaN")])
+    assert rows == [
+        (None, "property 'a' is out of range: '1e400' (10^20 or more)"),
+        (None, "property 'a' is out of range: '123456789012345678901234567890' (10^20 or more)"),
+        (None, "property 'a' is not a number: 'NaN'"),
+    ]
     # compared with a string the same property is text, and no error
     assert run('a == "12abc"', [ev(a="12abc")], "filter") == [(True, None)]
     assert run("a is null", [ev(a="12abc")], "filter") == [(False, None)]

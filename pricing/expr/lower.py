@@ -134,12 +134,23 @@ def _(node: Property, state: _Lowering, as_: Type) -> pl.Expr:
     return number
 
 
+# A number as events write one (surrounding blanks allowed): what fails to read as a quantity
+# although it matches this is out of range, not "not a number".
+NUMBER_TEXT = r"^\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$"
+
+
 def not_a_number(name: str, text: pl.Expr, number: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(condition, reason) of a property that is present as `text` but not a `number`."""
+    """(condition, reason) of a property that is present as `text` but not a `number`: not a
+    number at all, or one out of the range of quantities (10^20 or more)."""
     condition = text.is_not_null() & number.is_null()
     # the text only where the condition holds: formatting every row's value would cost more
     # than the rest of the check
-    reason = pl.format("property '{}' is not a number: '{}'", pl.lit(name), pl.when(condition).then(text))
+    wrong = pl.when(condition).then(text)
+    reason = (
+        pl.when(wrong.str.contains(NUMBER_TEXT))
+        .then(pl.format("property '{}' is out of range: '{}' (10^20 or more)", pl.lit(name), wrong))
+        .otherwise(pl.format("property '{}' is not a number: '{}'", pl.lit(name), wrong))
+    )
     return condition, reason
 
 
