@@ -56,6 +56,21 @@ def test_spans_point_into_the_yaml() -> None:
     metric = project.metrics["storage_gb"]
     assert (metric.span.file, metric.span.line, metric.span.column) == ("metrics/platform.yaml", 2, 3)
     assert metric.at("aggregation_key").line == 10
+    # every field and each list item, found in the source map when first asked for
+    assert (metric.at("property_filters[1]").line, metric.at("property_filters[1]").column) == (8, 9)
+    assert metric.at("no_such_field") == metric.span
+    assert list(metric.spans) == [
+        "name",
+        "description",
+        "event_type_filter",
+        "property_filters",
+        "aggregation_type",
+        "aggregation_key",
+        "group_keys",
+        "property_filters[0]",
+        "property_filters[1]",
+        "group_keys[0]",
+    ]
 
 
 def test_load_raises_pricing_error_with_every_diagnostic() -> None:

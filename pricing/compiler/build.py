@@ -8,19 +8,18 @@ reported as defined (`BuiltObject.node is None`) so that references to it do not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
-from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.numbers import list_currencies
 
 from pricing import ir
-from pricing.compiler.source import Document, JsonPath
+from pricing.compiler.source import Document, JsonPath, SourceMap
 from pricing.diagnostics import Diagnostic, Span, did_you_mean, error
 from pricing.expr.ast import Literal, Pos
 from pricing.expr.types import check
@@ -49,6 +48,37 @@ def currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
+class FieldSpans(Mapping[str, Span]):
+    """The spans of an object's fields (each list item's as `field[i]`), found in the source map
+    the first time one is asked for: only a diagnostic asks, and building every object's field
+    spans up front was a fifth of loading a large spec."""
+
+    __slots__ = ("_data", "_path", "_source_map", "_spans")
+
+    def __init__(self, source_map: SourceMap, data: Mapping[str, Any], path: JsonPath) -> None:
+        self._source_map, self._data, self._path = source_map, data, path
+        self._spans: dict[str, Span] | None = None
+
+    def _all(self) -> dict[str, Span]:
+        if self._spans is None:
+            value, path = self._source_map.value, self._path
+            spans = {key: value((*path, key)) for key in self._data}
+            for key, item in self._data.items():
+                if isinstance(item, list):
+                    spans.update({f"{key}[{i}]": value((*path, key, i)) for i in range(len(item))})
+            self._spans = spans
+        return self._spans
+
+    def __getitem__(self, name: str) -> Span:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 class _Context:
     def __init__(self, document: Document, timezone: ZoneInfo) -> None:
         self.document = document
@@ -61,11 +91,7 @@ class _Context:
 
     def spans(self, data: Mapping[str, Any], path: JsonPath) -> Mapping[str, Span]:
         """Each field's span, and each list item's as `field[i]`."""
-        spans = {key: self.span((*path, key)) for key in data}
-        for key, value in data.items():
-            if isinstance(value, list):
-                spans.update({f"{key}[{i}]": self.span((*path, key, i)) for i in range(len(value))})
-        return MappingProxyType(spans)
+        return FieldSpans(self.document.source_map, data, path)
 
     def fail(self, code: str, message: str, span: Span) -> None:
         self.diagnostics.append(error(code, message, span))

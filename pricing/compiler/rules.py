@@ -201,22 +201,23 @@ def ranges_ordered(project: Project) -> Iterator[Diagnostic]:
 
 def aliases_unique(project: Project) -> Iterator[Diagnostic]:
     """E508: an ingest alias belongs to one customer and is no other customer's id."""
-    owners: dict[str, tuple[ir.Customer, Span]] = {}
+    owners: dict[str, tuple[ir.Customer, int]] = {}
     for customer in project.customers.values():
         for i, alias in enumerate(customer.ingest_aliases):
-            span = customer.at(f"ingest_aliases[{i}]")
+            where = f"ingest_aliases[{i}]"
             other = project.customers.get(alias)
             if other is not None and other is not customer:
                 message = f"alias '{alias}' of customer '{customer.id}' is the id of customer '{alias}'"
-                yield error("E508", message, span, Related("that customer", other.span))
+                yield error("E508", message, customer.at(where), Related("that customer", other.span))
             if alias in owners:
-                first, first_span = owners[alias]
+                first, at = owners[alias]
                 message = (
                     f"alias '{alias}' belongs to customers '{first.id}' and '{customer.id}'; keep it on one"
                 )
-                yield error("E508", message, span, Related("also here", first_span))
+                also = Related("also here", first.at(f"ingest_aliases[{at}]"))
+                yield error("E508", message, customer.at(where), also)
             else:
-                owners[alias] = (customer, span)
+                owners[alias] = (customer, i)
 
 
 def contracts_do_not_overlap(project: Project) -> Iterator[Diagnostic]:
