@@ -289,16 +289,18 @@ def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) ->
 
 
 def test_a_project_without_customers_and_an_empty_file(tmp_path: Path) -> None:
-    """No customer to look events up in, and an empty NDJSON file beside a one-line one: the one
-    event is an unknown customer's, and the run still writes its ledger and (no) invoices."""
+    """No customer to look events up in, and an empty NDJSON file and an empty CSV file (not even
+    a header: it was a traceback) beside a one-line one: the one event is an unknown customer's,
+    and the run still writes its ledger and (no) invoices."""
     (tmp_path / "pricing.yaml").write_text("version: 1\nname: Empty\n")
     (tmp_path / "spec.yaml").write_text(
         "metrics: {calls: {aggregation_type: COUNT}}\nproducts: {p: {type: usage, billable_metric: calls}}\n"
     )
     (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "empty.csv").write_text("")
     event = '{"transaction_id": "1", "customer_id": "x", "event_type": "e", "timestamp": "2026-03-02"}'
     (tmp_path / "one.jsonl").write_text(event + "\n")
-    files = [str(tmp_path / "empty.jsonl"), str(tmp_path / "one.jsonl")]
+    files = [str(tmp_path / name) for name in ("empty.jsonl", "empty.csv", "one.jsonl")]
     plan = compile(pricing.load(tmp_path))
     assert plan.usage(files, *MARCH).ledger.buckets["unknown_customer"] == 1
     run = plan.invoice(files, *MARCH)

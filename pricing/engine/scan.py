@@ -156,8 +156,8 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
     else:
         if file.format == "csv":
             # Invalid UTF-8 becomes U+FFFD, so the row still reaches the ledger (as an unknown
-            # customer, say) instead of failing the run.
-            frame = pl.scan_csv(file.path, infer_schema=False, encoding="utf8-lossy")
+            # customer, say) instead of failing the run; an empty file (no header) holds no rows.
+            frame = pl.scan_csv(file.path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
         else:
             frame = pl.scan_parquet(file.path)
         try:
