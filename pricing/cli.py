@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -30,7 +30,7 @@ from pricing.engine.meter import DEDUPS, ENGINES, STRATEGIES, USAGE_COLUMNS, WIN
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError
-from pricing.files import write_atomic, write_text_atomic
+from pricing.files import OutputError, write_atomic, write_text_atomic
 from pricing.money import text as money_text
 from pricing.render.documents import FORMATS as DOCUMENT_FORMATS
 from pricing.render.documents import RenderError, render, render_run
@@ -41,7 +41,18 @@ T = TypeVar("T")
 DEFAULT_SPEC = "specs"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The commands; an output that cannot be written is an error message (exit 1), not a
+    traceback, whichever command writes it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OutputError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pricing-as-code")
 def main() -> None:
     """pricing-as-code: pricing specs in YAML, compiled to exact invoices."""

@@ -8,20 +8,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+class OutputError(Exception):
+    """An output that cannot be written (its folder cannot be made, no permission, a full disk)."""
+
+
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(tmp)` for a temporary path in the target's folder, then rename it over `path`;
-    a failure leaves no partial file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    a failure leaves no partial file behind. An operating system error is an `OutputError`
+    naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"could not write {path}: {_reason(path, exc)}") from exc
     os.close(handle)
     tmp = Path(name)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary file would be, not mkstemp's 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"could not write {path}: {_reason(path, exc)}") from exc
         raise
+
+
+def _reason(path: Path, exc: OSError) -> str:
+    """What went wrong, in words: a file where a folder of the path should be is named."""
+    blocking = next((p for p in reversed(path.parents) if p.is_file()), None)
+    return f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or str(exc)
 
 
 def _umask() -> int:

@@ -114,6 +114,19 @@ def test_bad_run_arguments_are_usage_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "invoices.jsonl").exists()
 
 
+def test_an_output_folder_that_cannot_be_made_is_a_message(tmp_path: Path) -> None:
+    """--out below a file: the folder cannot be made. It was a FileNotFoundError traceback."""
+    (tmp_path / "notes.txt").write_text("")
+    out = tmp_path / "notes.txt" / "march"
+    code, _, err = run(*INVOICE, "--period", "2026-03", "--out", str(out))
+    assert code == 1
+    assert (
+        f"Error: could not write {out / 'invoices.jsonl'}: {tmp_path / 'notes.txt'} is a file, not a folder"
+        in err
+    )
+    assert "Traceback" not in err
+
+
 def test_opening_balances_come_from_the_previous_run_report(tmp_path: Path) -> None:
     events = str(REPO / "examples" / "nimbus" / "events-2026-q1.jsonl")
     jan, feb = tmp_path / "jan", tmp_path / "feb"

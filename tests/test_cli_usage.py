@@ -95,6 +95,15 @@ def test_usage_errors_are_messages_not_tracebacks() -> None:
     assert "error[E402]: no product has the tag 'token'" in err
 
 
+def test_an_output_that_cannot_be_written_is_a_message(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("")
+    for target in ("--out", "--report"):
+        path = tmp_path / "notes.txt" / "usage.csv"
+        code, _, err = run("usage", SPECS, "--events", EVENTS, *MARCH, "--format", "csv", target, str(path))
+        assert code == 1
+        assert f"could not write {path}: {tmp_path / 'notes.txt'} is a file, not a folder" in err
+
+
 def test_explain_names_the_strategy_and_predicates() -> None:
     code, out, _ = run("explain", SPECS, "--events", EVENTS, *MARCH)
     assert code == 0
