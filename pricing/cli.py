@@ -274,6 +274,10 @@ def usage(
     project = _load(spec)
     lo, hi = _start_end(start, end, project)
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
+    try:
+        compile_plan(project).measures(groups)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--group-by") from exc
     with _progress("metering events…"):
         result = _guard(
             lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine, strategy, dedup),

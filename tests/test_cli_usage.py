@@ -93,6 +93,11 @@ def test_usage_errors_are_messages_not_tracebacks() -> None:
     code, _, err = run("usage", str(CASES / "check" / "unknown_tag"), "--events", EVENTS, *MARCH)
     assert code == 1
     assert "error[E402]: no product has the tag 'token'" in err
+    # a misspelt --group-by name is an error, not every metric silently ungrouped
+    code, _, err = run("usage", SPECS, "--events", EVENTS, *MARCH, "--group-by", "region,regoin")
+    assert code == 2
+    assert "Invalid value for --group-by: no metric groups by 'regoin'; the metrics group by" in err
+    assert "group by bucket, region, user_id" in err
 
 
 def test_an_output_that_cannot_be_written_is_a_message(tmp_path: Path) -> None:

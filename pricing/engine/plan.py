@@ -58,7 +58,15 @@ class Plan:
 
     def measures(self, group_by: Sequence[str] | None = None) -> tuple[Measure, ...]:
         """Each metric once. By default it is grouped by its first group key; with `group_by`,
-        by those of the given properties that its group keys contain."""
+        by those of the given properties that its group keys contain (ValueError for a name no
+        metric groups by: a misspelt name would silently leave every metric ungrouped)."""
+        if group_by is not None:
+            known = {name for m in self.project.metrics.values() for key in m.group_keys for name in key}
+            unknown = [name for name in group_by if name not in known]
+            if unknown:
+                names = ", ".join(f"'{name}'" for name in unknown)
+                offered = ", ".join(sorted(known)) or "nothing (no metric has group keys)"
+                raise ValueError(f"no metric groups by {names}; the metrics group by {offered}")
         measures = []
         for metric in self.project.metrics.values():
             if group_by is None:
