@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 
 import pricing
 from pricing.cli import main
+from pricing.engine.scan import EventInputError
 from tests.conftest import CASES, REPO
 
 SPECS = str(REPO / "specs")
@@ -193,3 +195,22 @@ def test_a_run_ends_after_it_starts(tmp_path: Path) -> None:
     april, march = datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="a run ends after it starts, not from 2026-04-01 00:00:00"):
         plan.invoice([EVENTS], april, march)
+
+
+def test_the_api_takes_one_path_alone_and_wants_instants_with_a_time_zone() -> None:
+    """Notebook mistakes, each a message: a naive datetime (it was a TypeError from deep in the
+    calendar), no event files at all (a Polars 'cannot concat empty list'); and one path given
+    alone is one path (it was read as a sequence of one-letter paths)."""
+    plan = pricing.compile(pricing.load(SPECS))
+    march, april = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+    naive = "has no time zone: give one, e.g. datetime(2026, 3, 1, tzinfo=UTC)"
+    with pytest.raises(ValueError, match=f"start 2026-03-01T00:00:00 {re.escape(naive)}"):
+        plan.usage([EVENTS], datetime(2026, 3, 1), april)
+    with pytest.raises(ValueError, match=f"end 2026-04-01T00:00:00 {re.escape(naive)}"):
+        plan.invoice([EVENTS], march, datetime(2026, 4, 1))
+    with pytest.raises(ValueError, match=f"as_of 2026-04-02T00:00:00 {re.escape(naive)}"):
+        plan.invoice([EVENTS], march, april, as_of=datetime(2026, 4, 2))
+    with pytest.raises(EventInputError, match="no events given: name event files, globs or folders"):
+        plan.usage([], march, april)
+    assert plan.usage(EVENTS, march, april).ledger.rows == 13
+    assert plan.invoice(Path(EVENTS), march, april).ledger.rows == 13

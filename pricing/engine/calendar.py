@@ -43,8 +43,7 @@ class Calendar:
     intervals: tuple[Interval, ...]
 
     def __post_init__(self) -> None:
-        if self.end <= self.start:
-            raise ValueError(f"a run ends after it starts, not from {self.start} to {self.end}")
+        check_run(self.start, self.end)
 
     @property
     def first(self) -> datetime:
@@ -59,7 +58,24 @@ class Calendar:
         return sorted({(i.contract, i.period) for i in self.intervals if i.counted})
 
 
+def check_instant(name: str, value: datetime) -> None:
+    """An instant given to a run has a time zone: a naive datetime could be any of 25 hours."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{name} {value.isoformat()} has no time zone: give one, e.g. datetime(2026, 3, 1, tzinfo=UTC)"
+        )
+
+
+def check_run(start: datetime, end: datetime) -> None:
+    """A run's [start, end): instants with a time zone, the end after the start (ValueError)."""
+    check_instant("start", start)
+    check_instant("end", end)
+    if end <= start:
+        raise ValueError(f"a run ends after it starts, not from {start} to {end}")
+
+
 def usage_calendar(project: Project, start: datetime, end: datetime) -> Calendar:
+    check_run(start, end)
     timezone = ZoneInfo(project.manifest.timezone)
     intervals = [
         Interval(c.customer.id, c.id, max(lo, start), min(hi, end), (lo, hi), True)
@@ -81,6 +97,7 @@ def invoice_calendar(
     changes: Callable[[ir.Contract], Iterable[datetime]],
 ) -> Calendar:
     """`changes(contract)`: the instants at which some price of the contract changes."""
+    check_run(start, end)
     timezone = ZoneInfo(project.manifest.timezone)
     invoiced = {
         c.id: [p for p in statement_periods(c, timezone, start, end) if start <= p[0] < end]

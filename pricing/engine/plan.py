@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,7 +12,7 @@ import polars as pl
 from pricing import ir
 from pricing.bulk import collector_paused
 from pricing.compiler.link import Project
-from pricing.engine.calendar import invoice_calendar, usage_calendar
+from pricing.engine.calendar import check_instant, invoice_calendar, usage_calendar
 from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices
 from pricing.engine.lines import usage_group
 from pricing.engine.meter import (
@@ -26,7 +26,7 @@ from pricing.engine.meter import (
     run_meter,
 )
 from pricing.engine.rate import price_changes
-from pricing.engine.scan import expand
+from pricing.engine.scan import EventPaths, expand
 from pricing.money import text
 
 
@@ -79,7 +79,7 @@ class Plan:
 
     def compile_usage(
         self,
-        events: Iterable[str],
+        events: EventPaths,
         start: datetime,
         end: datetime,
         window: str = "PERIOD",
@@ -95,7 +95,7 @@ class Plan:
 
     def explain(
         self,
-        events: Iterable[str],
+        events: EventPaths,
         start: datetime,
         end: datetime,
         strategy: str = "auto",
@@ -123,7 +123,7 @@ class Plan:
 
     def usage(
         self,
-        events: Iterable[str],
+        events: EventPaths,
         start: datetime,
         end: datetime,
         window: str = "PERIOD",
@@ -140,7 +140,7 @@ class Plan:
 
     def invoice(
         self,
-        events: Iterable[str],
+        events: EventPaths,
         start: datetime,
         end: datetime,
         as_of: datetime | None = None,
@@ -166,7 +166,10 @@ class Plan:
         def changes(contract: ir.Contract) -> Iterator[datetime]:
             return price_changes((*project.rate_cards[contract.rate_card.id].rates, *contract.overrides))
 
-        as_of = end if as_of is None else as_of
+        if as_of is None:
+            as_of = end
+        else:
+            check_instant("as_of", as_of)
         with collector_paused():
             calendar = invoice_calendar(project, start, end, changes)
             plan = compile_meter(

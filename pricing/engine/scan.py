@@ -43,8 +43,15 @@ class EventFile:
     format: str
 
 
-def expand(arguments: Iterable[str | Path]) -> tuple[EventFile, ...]:
-    """Paths, globs and folders to event files in input order; each file once."""
+EventPaths = Iterable[str | Path] | str | Path  # event files, globs and folders, or one of them
+
+
+def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
+    """Paths, globs and folders to event files in input order; each file once. One path may be
+    given alone (a string is not read as a sequence of one-letter paths); none is an error, as a
+    glob matching nothing is."""
+    if isinstance(arguments, str | Path):
+        arguments = [arguments]
     paths: list[Path] = []
     for argument in arguments:
         text = str(argument)
@@ -63,6 +70,8 @@ def expand(arguments: Iterable[str | Path]) -> tuple[EventFile, ...]:
         if not found:
             raise EventInputError(f"{text}: holds no event files ({', '.join(FORMATS)})")
         paths.extend(p for p in found if p not in paths)
+    if not paths:
+        raise EventInputError("no events given: name event files, globs or folders")
     return tuple(EventFile(i, p, FORMATS[p.suffix]) for i, p in enumerate(paths))
 
 
