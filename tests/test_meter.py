@@ -167,6 +167,33 @@ def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:
         assert table[("acme", "users", "[]")] == Decimal(3)
 
 
+def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path) -> None:
+    """A list or struct property value is its JSON text, as in NDJSON (casting it was a Polars
+    traceback): three calls with users ["a"], ["a"], ["b", "c"] and one without are 2 unique
+    users. A timestamp column of numbers makes each row invalid with the column's type."""
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    pl.DataFrame(
+        {
+            "transaction_id": ["1", "2", "3", "4"],
+            "customer_id": ["acme"] * 4,
+            "event_type": ["call"] * 4,
+            "timestamp": [at] * 4,
+            "properties.user": [["a"], ["a"], ["b", "c"], None],
+        }
+    ).write_parquet(tmp_path / "lists.parquet")
+    table, buckets = usage_of(CASE, [str(tmp_path / "lists.parquet")])
+    assert (table[("acme", "users", "[]")], table[("acme", "calls", "[]")]) == (Decimal(2), Decimal(4))
+    assert buckets["rated"] == 4
+    pl.DataFrame(
+        {"transaction_id": ["1"], "customer_id": ["acme"], "event_type": ["call"], "timestamp": [1772409600]}
+    ).write_parquet(tmp_path / "epoch.parquet")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "epoch.parquet")], *MARCH)
+    assert result.ledger.buckets["invalid"] == 1
+    assert result.ledger.invalid[0].reason == (
+        "the timestamp column is Int64: neither a timestamp nor RFC 3339 text"
+    )
+
+
 def test_event_arguments(tmp_path: Path) -> None:
     (tmp_path / "b.jsonl").write_text("")
     (tmp_path / "a.csv").write_text("transaction_id\n")

@@ -76,9 +76,13 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
 
 
 def _number_text(column: pl.Expr, dtype: DType) -> pl.Expr:
-    """A property column as text, numbers by their shortest decimal form."""
+    """A property column as text, numbers by their shortest decimal form; a list or struct (not a
+    property value a metric can use) as its JSON text, as the NDJSON reader gives it."""
     if dtype == pl.String:
         return column
+    if dtype.is_nested():
+        encoded = pl.struct(column.alias("v")).struct.json_encode()
+        return pl.when(column.is_not_null()).then(encoded.str.strip_prefix('{"v":').str.strip_suffix("}"))
     if dtype.is_integer():
         return column.cast(pl.String)
     if isinstance(dtype, pl.Decimal):
@@ -176,6 +180,9 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
             raise EventReadError(f"could not read {file.path.as_posix()}: {reason}") from exc
         columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
         types = {f: available.get(f, pl.String()) for f in FIELDS}
+        if not (types["timestamp"] == pl.String or isinstance(types["timestamp"], pl.Datetime | pl.Date)):
+            kind = types["timestamp"]
+            malformed = pl.lit(f"the timestamp column is {kind}: neither a timestamp nor RFC 3339 text")
         struct_type = available.get("properties")
         struct_fields = (
             {f.name: f.dtype for f in struct_type.fields} if isinstance(struct_type, pl.Struct) else {}
