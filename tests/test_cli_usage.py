@@ -149,12 +149,24 @@ def test_unreadable_event_files_fail_the_run_with_a_message(tmp_path: Path) -> N
     code, _, err = run("usage", str(CASES / "meter"), "--events", str(tmp_path / "corrupt.parquet"), *MARCH)
     assert code == 1
     assert err.startswith(f"Error: could not read {(tmp_path / 'corrupt.parquet').as_posix()}: parquet: ")
+    # a CSV row with broken quoting is an invalid row of the ledger, not a failed run
     (tmp_path / "quote.csv").write_text(
         'transaction_id,customer_id,event_type,timestamp\n"1,acme,x,2026-03-02\n'
     )
-    code, _, err = run("usage", str(CASES / "meter"), "--events", str(tmp_path / "quote.csv"), *MARCH)
-    assert code == 1
-    assert err.startswith(f"Error: could not read the events ({(tmp_path / 'quote.csv').as_posix()}): ")
+    report = tmp_path / "run.json"
+    code, _, err = run(
+        "usage",
+        str(CASES / "meter"),
+        "--events",
+        str(tmp_path / "quote.csv"),
+        *MARCH,
+        "--report",
+        str(report),
+    )
+    assert code == 0
+    assert "event ledger: 1 rows" in err
+    [row] = json.loads(report.read_text())["ledger"]["invalid_examples"]
+    assert row["reason"] == "malformed CSV: a quote is not closed (the rest of the file is this row)"
 
 
 def test_invalid_utf8_in_csv_is_still_accounted_for(tmp_path: Path) -> None:

@@ -194,6 +194,66 @@ def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path)
     )
 
 
+def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(tmp_path: Path) -> None:
+    """Rows Polars' CSV reader cannot take (it fails the whole file) are read record by record:
+    a row with a surplus cell, text after a closing quote, and a quote never closed (which takes
+    the rest of the file) are each an invalid row with its reason; the two good rows count."""
+    head = "transaction_id,customer_id,event_type,timestamp,properties.user,properties.cost,properties.region"
+    at = "2026-03-02T00:00:00Z"
+    rows = [
+        f"r1,acme,call,{at},u1,5,us",
+        f"r2,acme,call,{at},u2,7,us,surplus",
+        f'r3,acme,call,{at},"u3"x,1,eu',
+        f"r4,acme,call,{at},u4",
+        f'r5,acme,call,{at},"u5,2,eu',
+        f"r6,acme,call,{at},u6,3,eu",
+    ]
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\n".join([head, *rows]) + "\n")
+    result = compile(pricing.load(CASE)).usage([str(broken)], *MARCH)
+    assert (result.ledger.rows, result.ledger.buckets["rated"], result.ledger.buckets["invalid"]) == (5, 2, 3)
+    assert [(i.reason, i.row) for i in result.ledger.invalid] == [
+        ("8 cells where the header has 7", 2),
+        ("malformed CSV: text after a closing quote", 3),
+        ("malformed CSV: a quote is not closed (the rest of the file is this row)", 5),
+    ]
+    usage = {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(result.usage)}
+    assert usage == {
+        ("calls", "[]"): Decimal(2),
+        ("cost", "[]"): Decimal(5),
+        ("users", "[]"): Decimal(2),
+        ("by_region", "[('region', 'us')]"): Decimal(1),
+    }
+    # the good rows alone, read by Polars: the same usage
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join([head, rows[0], rows[3]]) + "\n")
+    plan = compile(pricing.load(CASE))
+    assert plan.usage([str(clean)], *MARCH).usage.equals(result.usage)
+    # both files in one run, and invoiced: only the broken one is read record by record (its r1
+    # and r4 repeat the clean file's ids, so they are duplicates)
+    both = plan.invoice([str(clean), str(broken)], *MARCH).ledger
+    assert (both.rows, both.buckets["rated"], both.buckets["duplicate"], both.buckets["invalid"]) == (
+        7,
+        2,
+        2,
+        3,
+    )
+    explained = plan.explain([str(clean), str(broken)], *MARCH)
+    assert (explained.count("Csv SCAN"), explained.count("DF [")) == (1, 1)
+
+
+def test_a_quoted_empty_csv_cell_is_absent(tmp_path: Path) -> None:
+    """A quote-all export writes an absent value as "": absent, as an empty cell is (Polars reads
+    it as an empty text, which made `cost` exist and the row invalid as not a number)."""
+    (tmp_path / "quoted.csv").write_text(
+        '"transaction_id","customer_id","event_type","timestamp","properties.user","properties.cost"\n'
+        '"q1","acme","call","2026-03-02T00:00:00Z","u1",""\n'
+    )
+    table, buckets = usage_of(CASE, [str(tmp_path / "quoted.csv")])
+    assert table == {("acme", "calls", "[]"): Decimal(1), ("acme", "users", "[]"): Decimal(1)}
+    assert (buckets["rated"], buckets["invalid"]) == (1, 0)
+
+
 def test_event_arguments(tmp_path: Path) -> None:
     (tmp_path / "b.jsonl").write_text("")
     (tmp_path / "a.csv").write_text("transaction_id\n")

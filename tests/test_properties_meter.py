@@ -4,6 +4,8 @@ shuffling rows or splitting files changes nothing; the ledger adds up."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 import tempfile
@@ -12,11 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pricing
 from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, quantities
+from pricing.engine.scan import _UNREAD_CSV, EventFile, _scan_one, _stamp
 from tests.reference import Row, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -175,3 +179,42 @@ def test_shuffling_unique_rows_changes_nothing(
         write_ndjson(root / "a.jsonl", distinct)
         write_ndjson(root / "b.jsonl", shuffled)
         assert run_engine(root, [root / "a.jsonl"]) == run_engine(root, [root / "b.jsonl"])
+
+
+CELL = st.text(alphabet=st.sampled_from(["a", "é", " ", ",", '"', "\n", "1", "."]), max_size=4)
+
+
+FIELD_NAMES = st.sampled_from(["transaction_id", "customer_id", "properties.x", "y"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    header=st.lists(FIELD_NAMES, min_size=1, max_size=5),
+    records=st.lists(st.lists(CELL, max_size=5), max_size=6),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+)
+def test_a_csv_read_record_by_record_reads_as_polars_reads_it(
+    header: list[str], records: list[list[str]], quoting: int
+) -> None:
+    """The record-by-record reader of CSV files Polars cannot read whole reads a file Polars does
+    read as the run reads it through Polars: quoted separators, quotes and line breaks, empty
+    cells quoted or not (absent), missing cells, blank lines, a repeated name (its first column)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=quoting)
+    writer.writerow(header)
+    for record in records:
+        writer.writerow(record[: len(header)])  # no surplus cell: Polars would fail the file
+    names = [f"properties.{n}" for n in ("x", "y")]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.csv"
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        by_polars = _scan_one(EventFile(0, path, "csv"), names)
+        try:
+            expected = by_polars.collect()
+        except pl.exceptions.PolarsError:
+            return  # a file Polars cannot read: the case the record reader is for
+        _UNREAD_CSV.add((path, _stamp(path)))
+        got = _scan_one(EventFile(0, path, "csv"), names).collect()
+        _UNREAD_CSV.discard((path, _stamp(path)))
+    assert got.drop("_malformed").equals(expected.drop("_malformed"))
+    assert got.get_column("_malformed").null_count() == got.height

@@ -50,19 +50,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar, Interval
-from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events
+from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events, unread_csv_found
 from pricing.expr.ast import properties
 from pricing.expr.lower import Columns, Lowered, lower, not_a_number
 from pricing.expr.types import check
 from pricing.frames import rows_frame
 from pricing.money import plain
+
+T = TypeVar("T")
 
 SCALE = 18  # decimal places kept for event quantities: exact for every value written with fewer
 QUANTITY = pl.Decimal(38, SCALE)
@@ -892,6 +894,21 @@ USAGE_COLUMNS = [
 ]
 
 
+class UnreadCsvFound(Exception):
+    """The plan's read failed on CSV files that are now marked to be read record by record: a
+    plan compiled again reads them (`retried`)."""
+
+
+def retried(compiled: Callable[[], MeterPlan], run: Callable[[MeterPlan], T]) -> tuple[MeterPlan, T]:
+    """`run(compiled())`; once more when the run found CSV files that Polars cannot read whole."""
+    plan = compiled()
+    try:
+        return plan, run(plan)
+    except UnreadCsvFound:
+        plan = compiled()
+        return plan, run(plan)
+
+
 def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     """Collect the plan: the pre-aggregated rows of rated events, and the ledger of every row."""
     engine: Any = "streaming" if plan.engine == "streaming" else "in-memory"
@@ -902,6 +919,8 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
             frame = plan.over_ids(plan.repeated.collect(engine).lazy())
         pre = frame.collect(engine=engine)
     except pl.exceptions.ComputeError as exc:
+        if unread_csv_found(plan.files):
+            raise UnreadCsvFound from exc
         paths = ", ".join(f.path.as_posix() for f in plan.files)
         reason = str(exc).strip().splitlines()[0]
         raise EventReadError(f"could not read the events ({paths}): {reason}") from exc

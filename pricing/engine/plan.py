@@ -23,6 +23,7 @@ from pricing.engine.meter import (
     collect_meter,
     compile_meter,
     metric_expressions,
+    retried,
     run_meter,
 )
 from pricing.engine.rate import price_changes
@@ -134,8 +135,10 @@ class Plan:
     ) -> UsageResult:
         """Metered usage of every metric in [start, end) and the ledger of every input row."""
         with collector_paused():
-            plan = self.compile_usage(events, start, end, window, group_by, engine, strategy, dedup)
-            usage, ledger = run_meter(plan)
+            plan, (usage, ledger) = retried(
+                lambda: self.compile_usage(events, start, end, window, group_by, engine, strategy, dedup),
+                run_meter,
+            )
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
 
     def invoice(
@@ -172,10 +175,12 @@ class Plan:
             check_instant("as_of", as_of)
         with collector_paused():
             calendar = invoice_calendar(project, start, end, changes)
-            plan = compile_meter(
-                project, expand(events), measures, calendar, SEGMENT, engine, strategy, dedup
+            _, (rated, ledger) = retried(
+                lambda: compile_meter(
+                    project, expand(events), measures, calendar, SEGMENT, engine, strategy, dedup
+                ),
+                collect_meter,
             )
-            rated, ledger = collect_meter(plan)
             return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
 
 

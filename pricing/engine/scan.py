@@ -10,6 +10,7 @@ whose timestamp does not parse keeps a null `timestamp` and is counted invalid b
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 from collections.abc import Iterable, Sequence
@@ -137,6 +138,80 @@ def _whole_ndjson(path: Path, stamp: tuple[int, int]) -> bool:
     return bool(rows == lines)
 
 
+def _csv_scan(path: Path) -> pl.LazyFrame:
+    # Invalid UTF-8 becomes U+FFFD, so the row still reaches the ledger (as an unknown customer,
+    # say) instead of failing the run; an empty file (no header) holds no rows.
+    return pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
+
+
+_UNREAD_CSV: set[tuple[Path, tuple[int, int]]] = set()  # (path, `_stamp`) Polars cannot read
+
+
+def unread_csv_found(files: Sequence[EventFile]) -> bool:
+    """After Polars failed to read the events: find the CSV files it cannot read whole (a row with
+    more cells than the header, broken quoting — either fails its whole read) by reading each
+    once, and mark them to be read record by record from now on; whether any was found. A good
+    file is not checked before its run: the check costs a fifth of metering it."""
+    found = False
+    for f in files:
+        key = (f.path, _stamp(f.path))
+        if f.format != "csv" or key in _UNREAD_CSV:
+            continue
+        try:
+            _csv_scan(f.path).select(pl.all().null_count()).collect()
+        except pl.exceptions.PolarsError:
+            _UNREAD_CSV.add(key)
+            found = True
+    return found
+
+
+# Python's words for broken quoting, in a finance reader's
+_CSV_ERRORS = {
+    "unexpected end of data": "a quote is not closed (the rest of the file is this row)",
+    "',' expected after '\"'": "text after a closing quote",
+}
+CSV_CHUNK = 100_000  # rows of a CSV file read record by record, put into Polars at a time
+
+
+def _csv_records(path: Path) -> pl.LazyFrame:
+    """A CSV file that Polars cannot read, record by record with Python's csv module, as a text
+    column per name of its header and `_malformed`: a record with more cells than the header, or
+    broken quoting (a quote not closed, text after a closing quote), is a row of its own with
+    that reason; its cells are not read. Otherwise as Polars reads a CSV file: missing cells are
+    absent, a blank line is a row of nothing, a repeated name is its first column."""
+    chunks: list[pl.DataFrame] = []
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        header = next(reader, [])
+        first = {name: i for i, name in reversed(list(enumerate(header)))}
+        schema = dict.fromkeys([*first, "_malformed"], pl.String())
+        rows: list[list[str | None]] = []
+        unread = [None] * len(first)
+
+        def flush() -> None:
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+            chunks.append(pl.DataFrame(dict(zip(schema, columns, strict=True)), schema=schema))
+            rows.clear()
+
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                rows.append([*unread, f"malformed CSV: {_CSV_ERRORS.get(str(exc), exc)}"])
+            else:
+                if len(record) > len(header):
+                    rows.append([*unread, f"{len(record)} cells where the header has {len(header)}"])
+                else:
+                    rows.append([record[i] if i < len(record) else None for i in first.values()])
+                    rows[-1].append(None)
+            if len(rows) == CSV_CHUNK:
+                flush()
+        flush()
+    return pl.concat(chunks).lazy()
+
+
 def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
     columns: dict[str, pl.Expr]
     types: dict[str, DType]
@@ -168,9 +243,9 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         prop_types = dict.fromkeys(properties, pl.String())
     else:
         if file.format == "csv":
-            # Invalid UTF-8 becomes U+FFFD, so the row still reaches the ledger (as an unknown
-            # customer, say) instead of failing the run; an empty file (no header) holds no rows.
-            frame = pl.scan_csv(file.path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
+            frame = _csv_scan(file.path)
+            if (file.path, _stamp(file.path)) in _UNREAD_CSV:
+                frame, malformed = _csv_records(file.path), pl.col("_malformed")
         else:
             frame = pl.scan_parquet(file.path)
         try:
@@ -178,6 +253,9 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         except pl.exceptions.ComputeError as exc:
             reason = str(exc).strip().splitlines()[0]
             raise EventReadError(f"could not read {file.path.as_posix()}: {reason}") from exc
+        if file.format == "csv":  # an empty cell, quoted ("") or not, is an absent value
+            read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
+            frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
         columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
         types = {f: available.get(f, pl.String()) for f in FIELDS}
         if not (types["timestamp"] == pl.String or isinstance(types["timestamp"], pl.Datetime | pl.Date)):
