@@ -242,6 +242,38 @@ def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(tmp_path: Path) -> 
     assert (explained.count("Csv SCAN"), explained.count("DF [")) == (1, 1)
 
 
+def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> None:
+    """A file with a broken line is read line by line; its numbers still read as the NDJSON
+    reader reads them (it gave `1000.0` and `1e-07` where the reader gives `1000`): users 1e3,
+    1000.0 and 1000 are one user, a tier of 2.50 is the excluded "2.5", and a transaction id
+    written 7.0 is the id 7 of a later row, which is its duplicate."""
+
+    def call(tx: str, user: str, tier: str) -> str:
+        head = f'"transaction_id": {tx}, "customer_id": "acme", "event_type": "call"'
+        properties = f'{{"user": {user}, "region": "us", "tier": {tier}}}'
+        return f'{{{head}, "timestamp": "2026-03-02T00:00:00Z", "properties": {properties}}}'
+
+    lines = [
+        call('"1"', "1e3", "2.50"),
+        call('"2"', "1000.0", "1"),
+        call("7.0", "1000", "3"),
+        call("7", "5", "3"),
+    ]
+    (tmp_path / "whole.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "broken.jsonl").write_text("\n".join([*lines, "{broken"]) + "\n")
+    plan = compile(pricing.load(CASE))
+    whole, broken = (plan.usage([str(tmp_path / n)], *MARCH) for n in ("whole.jsonl", "broken.jsonl"))
+    assert "Lines SCAN" in plan.compile_usage([str(tmp_path / "broken.jsonl")], *MARCH).frame.explain()
+    table = {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(broken.usage)}
+    assert table == {
+        ("calls", "[]"): Decimal(3),
+        ("users", "[]"): Decimal(1),
+        ("by_region", "[('region', 'us')]"): Decimal(2),
+    }
+    assert whole.usage.equals(broken.usage)
+    assert (broken.ledger.buckets["duplicate"], broken.ledger.buckets["invalid"]) == (1, 1)
+
+
 def test_a_quoted_empty_csv_cell_is_absent(tmp_path: Path) -> None:
     """A quote-all export writes an absent value as "": absent, as an empty cell is (Polars reads
     it as an empty text, which made `cost` exist and the row invalid as not a number)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -107,6 +107,28 @@ def _timestamp(column: pl.Expr, dtype: DType) -> pl.Expr:
 def _json_path(*names: str) -> str:
     """A JSONPath selecting a nested member by exact name (any characters)."""
     return "$" + "".join("[" + json.dumps(name) + "]" for name in names)
+
+
+def _as_read(
+    frame: pl.LazyFrame, name: str, members: pl.Expr, matched: Mapping[str, pl.Expr]
+) -> tuple[pl.LazyFrame, dict[str, pl.Expr]]:
+    """Members of a JSON object, each matched by its JSONPath (which gives a number as its
+    float's text: `1000.0`, `1e-7`), as Polars' NDJSON reader gives them (`1000`, `0.0000001`):
+    `members`, the object's JSON text, decoded once into column `name` with every member as
+    text — so a file read line by line (it has a broken line) filters and groups as it would
+    whole. A row where one of them is a list or an object (or text that starts like one) does
+    not decode so: its members stay as matched."""
+    if not matched:
+        return frame, {}
+    nested = pl.any_horizontal(*(m.str.contains(r"^[\[{]") for m in matched.values())).fill_null(False)
+    frame = frame.with_columns(nested.alias(name + "_nested")).with_columns(
+        pl.when(members.str.starts_with("{") & ~pl.col(name + "_nested"))
+        .then(members)
+        .str.json_decode(pl.Struct(dict.fromkeys(matched, pl.String())))
+        .alias(name)
+    )
+    field, kept = pl.col(name).struct.field, pl.col(name + "_nested")
+    return frame, {member: pl.when(kept).then(m).otherwise(field(member)) for member, m in matched.items()}
 
 
 def _ndjson_schema(properties: Sequence[str]) -> dict[str, DType]:
@@ -237,9 +259,16 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
             .when(~whole.str.starts_with("{"))
             .then(pl.lit("not a JSON object"))
         )
-        columns = {f: line.str.json_path_match(_json_path(f)) for f in FIELDS}
+        frame, columns = _as_read(
+            frame, "_fields", whole, {f: line.str.json_path_match(_json_path(f)) for f in FIELDS}
+        )
         types = dict.fromkeys(FIELDS, pl.String())
-        props = {name: line.str.json_path_match(_json_path("properties", name)) for name in properties}
+        frame, props = _as_read(
+            frame,
+            "_properties",
+            line.str.json_path_match(_json_path("properties")),
+            {name: line.str.json_path_match(_json_path("properties", name)) for name in properties},
+        )
         prop_types = dict.fromkeys(properties, pl.String())
     else:
         if file.format == "csv":
