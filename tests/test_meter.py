@@ -380,10 +380,11 @@ def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) ->
     broken.write_text((CASE / "part1.jsonl").read_text() + '{"transaction_id": "z1", \n\n')
     lines = len((CASE / "part1.jsonl").read_text().splitlines())
     project = compile(pricing.load(CASE))
+    # `pricing explain` finds out how the run will read a file, a run when it fails or falls short
+    assert "Lines SCAN" in project.explain([str(broken)], *MARCH)
     whole = project.usage([str(CASE / "part1.jsonl")], *MARCH)
     by_line = project.usage([str(broken)], *MARCH)
-    assert "NDJson SCAN" in project.compile_usage([str(CASE / "part1.jsonl")], *MARCH).frame.explain()
-    assert "Lines SCAN" in project.compile_usage([str(broken)], *MARCH).frame.explain()
+    assert "NDJson SCAN" in project.explain([str(CASE / "part1.jsonl")], *MARCH)
     assert by_line.usage.equals(whole.usage)
     assert by_line.ledger.buckets == {**whole.ledger.buckets, "invalid": whole.ledger.buckets["invalid"] + 2}
     assert [(r.reason, r.row) for r in by_line.ledger.invalid][-2:] == [
@@ -397,14 +398,32 @@ def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) ->
         + '{"transaction_id": "z2", "customer_id": "acme", "event_type": "call",'
         + ' "timestamp": "2026-03-05T00:00:00Z", "properties": 5}\n'
     )
-    assert "Lines SCAN" in project.compile_usage([str(odd)], *MARCH).frame.explain()
     assert project.usage([str(odd)], *MARCH).ledger.rows == lines + 1
+    assert "Lines SCAN" in project.compile_usage([str(odd)], *MARCH).frame.explain()
     # a byte-order mark before the first line (Windows editors): line by line, and still counted
     marked = tmp_path / "marked.jsonl"
     marked.write_text("\ufeff" + (CASE / "part1.jsonl").read_text(), encoding="utf-8")
-    assert "Lines SCAN" in project.compile_usage([str(marked)], *MARCH).frame.explain()
+    assert "Lines SCAN" in project.explain([str(marked)], *MARCH)
     with_mark = project.usage([str(marked)], *MARCH)
     assert (with_mark.usage.equals(whole.usage), with_mark.ledger) == (True, whole.ledger)
+
+
+def test_a_blank_line_the_reader_skips_is_still_a_row(tmp_path: Path) -> None:
+    """Polars' NDJSON reader skips a blank line without an error, so the run finds the file short
+    of its lines afterwards and reads it again line by line: the blank line is invalid row 3, and
+    each later line keeps its own number."""
+    lines = (CASE / "part1.jsonl").read_text().splitlines()
+    gap = tmp_path / "gap.jsonl"
+    gap.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n")
+    plan = compile(pricing.load(CASE))
+    whole = plan.usage([str(CASE / "part1.jsonl")], *MARCH)
+    result = plan.usage([str(gap)], *MARCH)
+    assert result.usage.equals(whole.usage)
+    assert result.ledger.rows == len(lines) + 1
+    assert ("blank line", 3) in [(r.reason, r.row) for r in result.ledger.invalid]
+    assert [r.row for r in result.ledger.invalid if r.reason != "blank line"] == [
+        r.row + 1 for r in whole.ledger.invalid
+    ]
 
 
 def test_a_project_without_customers_and_an_empty_file(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import pricing
 from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, quantities
-from pricing.engine.scan import _UNREAD_CSV, EventFile, _scan_one, _stamp
+from pricing.engine.scan import _UNREAD, EventFile, _scan_one, _stamp
 from tests.reference import Row, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -213,8 +213,8 @@ def test_a_csv_read_record_by_record_reads_as_polars_reads_it(
             expected = by_polars.collect()
         except pl.exceptions.PolarsError:
             return  # a file Polars cannot read: the case the record reader is for
-        _UNREAD_CSV.add((path, _stamp(path)))
+        _UNREAD.add((path, _stamp(path)))
         got = _scan_one(EventFile(0, path, "csv"), names).collect()
-        _UNREAD_CSV.discard((path, _stamp(path)))
+        _UNREAD.discard((path, _stamp(path)))
     assert got.drop("_malformed").equals(expected.drop("_malformed"))
     assert got.get_column("_malformed").null_count() == got.height

@@ -57,7 +57,7 @@ import polars as pl
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar, Interval
-from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events, unread_csv_found
+from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events, unread_found
 from pricing.expr.ast import properties
 from pricing.expr.lower import Columns, Lowered, lower, not_a_number
 from pricing.expr.types import check
@@ -455,7 +455,7 @@ def choose_strategy(
     sample = scan_events(files[:1], sorted(names)).head(SAMPLE_ROWS)
     try:
         combos = sample.select(pl.struct(columns).alias("keys")).collect().get_column("keys")
-    except pl.exceptions.ComputeError:
+    except pl.exceptions.PolarsError:  # a file Polars' reader cannot read whole, say
         combos = None
     if combos is None or rows is None:
         return PRE_AGGREGATED, "the events could not be sampled"  # the run itself will say why
@@ -894,19 +894,20 @@ USAGE_COLUMNS = [
 ]
 
 
-class UnreadCsvFound(Exception):
-    """The plan's read failed on CSV files that are now marked to be read record by record: a
-    plan compiled again reads them (`retried`)."""
+class UnreadFound(Exception):
+    """The plan read text files that Polars' readers cannot read whole (now marked to be read line
+    by line or record by record): a plan compiled again reads them (`retried`)."""
 
 
 def retried(compiled: Callable[[], MeterPlan], run: Callable[[MeterPlan], T]) -> tuple[MeterPlan, T]:
-    """`run(compiled())`; once more when the run found CSV files that Polars cannot read whole."""
-    plan = compiled()
-    try:
-        return plan, run(plan)
-    except UnreadCsvFound:
+    """`run(compiled())`, again while the run finds text files that Polars' readers cannot read
+    whole (each time at least one more, so it ends)."""
+    while True:
         plan = compiled()
-        return plan, run(plan)
+        try:
+            return plan, run(plan)
+        except UnreadFound:
+            continue
 
 
 def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
@@ -918,9 +919,11 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
             # metering, Polars would hold the events while the ids are being gathered
             frame = plan.over_ids(plan.repeated.collect(engine).lazy())
         pre = frame.collect(engine=engine)
-    except pl.exceptions.ComputeError as exc:
-        if unread_csv_found(plan.files):
-            raise UnreadCsvFound from exc
+    except pl.exceptions.PolarsError as exc:  # (a reader's error, or one of its values')
+        if unread_found(plan.files):
+            raise UnreadFound from exc
+        if not isinstance(exc, pl.exceptions.ComputeError):
+            raise
         paths = ", ".join(f.path.as_posix() for f in plan.files)
         reason = str(exc).strip().splitlines()[0]
         raise EventReadError(f"could not read the events ({paths}): {reason}") from exc
@@ -928,7 +931,10 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     counts = dict(counted.group_by("_bucket").agg(pl.col("_n").sum()).iter_rows())
     buckets = {b: int(counts.get(b, 0)) for b in BUCKETS}
     # Rows are numbered from 1 in each file, so a file's last row number is its row count.
-    rows = int(counted.group_by("_file").agg(pl.col("_last_row").max()).get_column("_last_row").sum())
+    per_file = dict(counted.group_by("_file").agg(pl.col("_last_row").max()).iter_rows())
+    if unread_found(plan.files, per_file):  # an NDJSON file whose blank lines the reader skipped
+        raise UnreadFound
+    rows = sum(per_file.values())
     if rows != sum(buckets.values()):
         raise AssertionError(f"ledger does not add up: {rows} rows, buckets {buckets}")
     names = {f.index: f.path.as_posix() for f in plan.files}

@@ -27,7 +27,7 @@ from pricing.engine.meter import (
     run_meter,
 )
 from pricing.engine.rate import price_changes
-from pricing.engine.scan import EventPaths, expand
+from pricing.engine.scan import EventPaths, expand, unread_found
 from pricing.money import text
 
 
@@ -104,6 +104,7 @@ class Plan:
     ) -> str:
         """Each metric's compiled predicate and value, the strategy, engine and dedup and why, and
         the Polars plan."""
+        unread_found(expand(events))  # the files a run would read line by line, read so here too
         plan = self.compile_usage(events, start, end, strategy=strategy, dedup=dedup)
         lines = [
             f"strategy: {plan.strategy} ({plan.strategy_reason})",
