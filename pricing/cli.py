@@ -33,7 +33,7 @@ from pricing.engine.scan import EventInputError, EventReadError
 from pricing.files import OutputError, write_atomic, write_text_atomic
 from pricing.money import text as money_text
 from pricing.render.documents import FORMATS as DOCUMENT_FORMATS
-from pricing.render.documents import RenderError, render, render_run
+from pricing.render.documents import RenderError, read_run, render_run
 from pricing.report import FORMATS, FORMATTERS, format_text
 
 T = TypeVar("T")
@@ -453,7 +453,7 @@ def _formats(value: str) -> tuple[str, ...]:
     return formats
 
 
-def _rendering(action: Callable[[], dict[str, int]]) -> dict[str, int]:
+def _rendering(action: Callable[[], T]) -> T:
     try:
         return action()
     except RenderError as exc:
@@ -486,14 +486,12 @@ def render_command(run_dir: Path, spec: Path, formats: tuple[str, ...]) -> None:
     """Render the invoices of a run folder (from `pricing invoice --out`) as documents:
     RUN_DIR/<format>/<invoice id>.<format>."""
     project = _load(spec)
-    try:
-        recorded = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("spec_hash")
-    except (OSError, ValueError):
-        recorded = None
-    if recorded is not None and recorded != project.spec_hash:
+    run = _rendering(lambda: read_run(run_dir))
+    if run.spec_hash is not None and run.spec_hash != project.spec_hash:
         click.echo(
-            f"warning: {spec} changed since the run (spec hash {recorded[:12]}, now "
+            f"warning: {spec} changed since the run (spec hash {run.spec_hash[:12]}, now "
             f"{project.spec_hash[:12]}): seller, customer details and templates are today's",
             err=True,
         )
-    _report_rendered(_rendering(lambda: render(project, run_dir, formats)), run_dir)
+    written = _rendering(lambda: render_run(project, run.invoices, run.as_of, run_dir, formats))
+    _report_rendered(written, run_dir)

@@ -310,3 +310,42 @@ def test_invoice_render_and_render_command(tmp_path: Path) -> None:
     result = runner.invoke(main, ["render", str(tmp_path), "--spec", str(tmp_path)])
     assert result.exit_code == 1
     assert "is not a run folder (invoices.jsonl and run.json)" in result.stderr
+
+
+def test_a_run_folder_not_as_pricing_invoice_wrote_it_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """A hand-edited or cut-short run folder: the file, the line and the field that is wrong (each
+    was a KeyError, an AttributeError or a decimal.InvalidOperation); an invoice id with a `/`
+    would have written its document outside the folder."""
+    _project(tmp_path)
+    runner = CliRunner()
+    args = ["invoice", str(tmp_path), "--events", str(tmp_path / "events.jsonl"), "--period", "2026-03"]
+    assert runner.invoke(main, [*args, "--out", str(tmp_path / "run")]).exit_code == 0
+    invoice = json.loads((tmp_path / "run" / "invoices.jsonl").read_text())
+    report = (tmp_path / "run" / "run.json").read_text()
+
+    def render_with(invoice_text: str, report_text: str = report) -> str:
+        (tmp_path / "run" / "invoices.jsonl").write_text(invoice_text)
+        (tmp_path / "run" / "run.json").write_text(report_text)
+        result = runner.invoke(main, ["render", str(tmp_path / "run"), "--spec", str(tmp_path)])
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output
+        prefix = f"Error: {tmp_path / 'run'} is not a run folder (invoices.jsonl and run.json): "
+        assert result.stderr.startswith(prefix)
+        return result.stderr.removeprefix(prefix).strip()
+
+    good = json.dumps(invoice) + "\n"
+    assert render_with(good, "[]") == 'run.json: [] is not of type "object"'
+    assert render_with(good, "{}") == 'run.json: "as_of" is a required property'
+    assert (
+        render_with("\n" + json.dumps({"id": "x"}))
+        == 'invoices.jsonl line 2: "customer_id" is a required property'
+    )
+    line = invoice["line_items"][0]
+    wrong = {**invoice, "line_items": [{**line, "total": "12,50"}]}
+    assert render_with(json.dumps(wrong)) == (
+        'invoices.jsonl line 1: line_items[0].total: "12,50" does not match "^-?[0-9]+(\\.[0-9]+)?$"'
+    )
+    outside = {**invoice, "id": "../../elsewhere"}
+    assert render_with(json.dumps(outside)) == (
+        'invoices.jsonl line 1: id: "../../elsewhere" does not match "^[^/\\\\]+$"'
+    )

@@ -19,10 +19,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jsonschema_rs
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, get_currency_precision
@@ -346,16 +349,66 @@ def render_run(
     return written
 
 
+@dataclass(frozen=True, slots=True)
+class RunFolder:
+    """What `pricing invoice --out` wrote: the invoices (dicts as in invoices.jsonl), when the
+    run was made (its `--as-of`: the documents' issue date) and the spec's content hash then."""
+
+    invoices: tuple[Mapping[str, Any], ...]
+    as_of: datetime
+    spec_hash: str | None
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
+    """The run folder at `run_dir`, checked against run.schema.json: a RenderError names the file,
+    the line and the field that is not as `pricing invoice` writes it."""
+    folder = Path(run_dir)
+    try:
+        report = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        _check(report, "report", "run.json")
+        lines = (folder / "invoices.jsonl").read_text(encoding="utf-8").splitlines()
+        invoices = []
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                invoices.append(json.loads(line))
+                _check(invoices[-1], "invoice", f"invoices.jsonl line {number}")
+    except (OSError, ValueError) as exc:
+        raise RenderError(f"{folder} is not a run folder (invoices.jsonl and run.json): {exc}") from None
+    spec_hash = report.get("spec_hash")
+    return RunFolder(
+        tuple(invoices), _instant(report["as_of"]), spec_hash if isinstance(spec_hash, str) else None
+    )
+
+
 def render(
     project: Project, run_dir: str | os.PathLike[str], formats: Sequence[str] = ("html", "md", "txt")
 ) -> dict[str, int]:
     """Render the run written in `run_dir` (invoices.jsonl, run.json) into
     `run_dir/<format>/<invoice id>.<format>`; the issue date is the run's `--as-of`."""
-    folder = Path(run_dir)
-    try:
-        report = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        lines = (folder / "invoices.jsonl").read_text(encoding="utf-8").splitlines()
-        invoices = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise RenderError(f"{folder} is not a run folder (invoices.jsonl and run.json): {exc}") from None
-    return render_run(project, invoices, _instant(report["as_of"]), folder, formats)
+    run = read_run(run_dir)
+    return render_run(project, run.invoices, run.as_of, Path(run_dir), formats)
+
+
+@cache
+def _run_schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        resources.files("pricing.schemas").joinpath("run.schema.json").read_text("utf-8")
+    )
+    return loaded
+
+
+@cache
+def _run_validator(kind: str) -> jsonschema_rs.Validator:
+    root = _run_schema()
+    return jsonschema_rs.Draft202012Validator({"$defs": root["$defs"], "$ref": f"#/$defs/{kind}"})
+
+
+def _check(value: object, kind: str, where: str) -> None:
+    """ValueError naming the first thing wrong with a run folder's `value` (a `kind` of
+    run.schema.json), as it was written by `pricing invoice` or not (hand-edited, cut short)."""
+    validator = _run_validator(kind)
+    if validator.is_valid(value):
+        return
+    error = next(iter(validator.iter_errors(value)))
+    at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path).lstrip(".")
+    raise ValueError(f"{where}: {at + ': ' if at else ''}{error.message}")
