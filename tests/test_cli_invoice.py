@@ -155,7 +155,14 @@ def test_opening_balances_come_from_the_previous_run_report(tmp_path: Path) -> N
         for b in json.loads((quarter / "run.json").read_text())["balances"]
     }
     assert left == both  # two monthly runs leave what one two-month run leaves
-    (tmp_path / "bad.json").write_text('{"balances": [{"contract_id": "x"}]}')
-    code, _, err = run(*args, "--opening-balances", str(tmp_path / "bad.json"))
-    assert code == 2
-    assert "a balance in the run report is malformed" in err
+    bad = tmp_path / "bad.json"
+    for text, problem in [
+        ('{"balances": [{"contract_id": "x"}]}', 'balances[0]: "kind" is a required property'),
+        ("[]", '[] is not of type "object"'),  # (it was an AttributeError traceback)
+    ]:
+        bad.write_text(text)
+        code, _, err = run(*args, "--opening-balances", str(bad))
+        assert code == 2
+        assert f"Invalid value for --opening-balances: {bad}: the run report: {problem}" in " ".join(
+            err.split()
+        )

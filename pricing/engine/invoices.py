@@ -35,6 +35,7 @@ from pricing.engine.rate import (
     targets,
 )
 from pricing.money import round_to, text
+from pricing.schemas import check_run_file
 
 Progress = Callable[[int, int], None]
 CHARGES = ("usage", "subscription", "composite")  # the lines commits and credits can pay
@@ -316,20 +317,15 @@ class InvoiceRun:
         return "".join(json.dumps(inv.as_dict(), ensure_ascii=False) + "\n" for inv in self.invoices)
 
 
-def read_balances(report: Mapping[str, object]) -> dict[BalanceKey, Decimal]:
-    """The closing balances of a run report (run.json), as opening balances for the next run."""
-    items = report.get("balances")
-    if not isinstance(items, list):
-        raise ValueError("the run report has no 'balances' list")
-    try:
-        return {
-            (str(b["contract_id"]), str(b["kind"]), int(b["index"]), int(b["access_segment"])): Decimal(
-                str(b["remaining"])
-            )
-            for b in items
-        }
-    except (KeyError, TypeError, ArithmeticError) as exc:
-        raise ValueError(f"a balance in the run report is malformed: {exc}") from exc
+def read_balances(report: object) -> dict[BalanceKey, Decimal]:
+    """The closing balances of a run report (run.json), as opening balances for the next run;
+    a ValueError names what is not as `pricing invoice` writes it."""
+    check_run_file(report, "balances", "the run report")
+    assert isinstance(report, dict)
+    return {
+        (b["contract_id"], b["kind"], b["index"], b["access_segment"]): Decimal(b["remaining"])
+        for b in report["balances"]
+    }
 
 
 def _scheduled(

@@ -19,13 +19,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import jsonschema_rs
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, get_currency_precision
@@ -45,6 +42,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from pricing.compiler.link import Project
 from pricing.files import write_bytes_atomic, write_text_atomic
+from pricing.schemas import check_run_file
 
 FORMATS = ("html", "pdf", "md", "txt")
 TEMPLATES = {"html": "invoice.html", "md": "invoice.md", "txt": "invoice.txt"}  # pdf: from the html
@@ -365,13 +363,13 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
     folder = Path(run_dir)
     try:
         report = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        _check(report, "report", "run.json")
+        check_run_file(report, "report", "run.json")
         lines = (folder / "invoices.jsonl").read_text(encoding="utf-8").splitlines()
         invoices = []
         for number, line in enumerate(lines, 1):
             if line.strip():
                 invoices.append(json.loads(line))
-                _check(invoices[-1], "invoice", f"invoices.jsonl line {number}")
+                check_run_file(invoices[-1], "invoice", f"invoices.jsonl line {number}")
     except (OSError, ValueError) as exc:
         raise RenderError(f"{folder} is not a run folder (invoices.jsonl and run.json): {exc}") from None
     spec_hash = report.get("spec_hash")
@@ -387,28 +385,3 @@ def render(
     `run_dir/<format>/<invoice id>.<format>`; the issue date is the run's `--as-of`."""
     run = read_run(run_dir)
     return render_run(project, run.invoices, run.as_of, Path(run_dir), formats)
-
-
-@cache
-def _run_schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(
-        resources.files("pricing.schemas").joinpath("run.schema.json").read_text("utf-8")
-    )
-    return loaded
-
-
-@cache
-def _run_validator(kind: str) -> jsonschema_rs.Validator:
-    root = _run_schema()
-    return jsonschema_rs.Draft202012Validator({"$defs": root["$defs"], "$ref": f"#/$defs/{kind}"})
-
-
-def _check(value: object, kind: str, where: str) -> None:
-    """ValueError naming the first thing wrong with a run folder's `value` (a `kind` of
-    run.schema.json), as it was written by `pricing invoice` or not (hand-edited, cut short)."""
-    validator = _run_validator(kind)
-    if validator.is_valid(value):
-        return
-    error = next(iter(validator.iter_errors(value)))
-    at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path).lstrip(".")
-    raise ValueError(f"{where}: {at + ': ' if at else ''}{error.message}")
