@@ -7,6 +7,7 @@ import json
 import tempfile
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,132 @@ def test_invoices_equal_the_reference_and_ignore_file_splits(
         lines = invoice.as_dict()["line_items"]
         assert isinstance(lines, list)
         assert invoice.total == sum(Decimal(line["total"]) for line in lines)
+
+
+SCHEDULE_SPEC = """
+metrics:
+  calls: {{event_type_filter: {{in_values: [call]}}, aggregation_type: SUM, aggregation_key: n}}
+products:
+  calls:
+    type: usage
+    billable_metric: calls
+    quantity_conversion: {{conversion_factor: {factor}, operation: {operation}}}
+    quantity_rounding: {{decimal_places: {places}, rounding_method: {method}}}
+customers:
+  c1: {{}}
+rate_cards:
+  card:
+    rates:
+      - product: calls
+        starting_at: 2026-01-01
+        ending_before: 2026-03-{change:02d}
+        rate_type: TIERED
+        tiers: [{before}]
+      - {{product: calls, starting_at: 2026-03-{change:02d}, rate_type: TIERED, tiers: [{after}]}}
+contracts:
+  c1-2026:
+    customer: c1
+    rate_card: card
+    starting_at: 2026-01-01
+    overrides: [{overrides}]
+"""
+
+
+def _tiers_yaml(tiers: list[tuple[Decimal | None, Decimal]]) -> str:
+    return ", ".join(f"{{size: {s}, price: {p}}}" if s is not None else f"{{price: {p}}}" for s, p in tiers)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=31), st.decimals(min_value=0, max_value=50, places=2)),
+        max_size=20,
+    ),
+    before=fractional_tiers,
+    after=fractional_tiers,
+    change=st.integers(min_value=2, max_value=31),
+    window=st.one_of(
+        st.none(),
+        st.tuples(
+            st.integers(min_value=1, max_value=31),
+            st.integers(min_value=1, max_value=10),
+            st.sampled_from([Decimal("0.5"), Decimal("0.9"), Decimal("1.25")]),
+        ),
+    ),
+    conversion=st.sampled_from([("1", "MULTIPLY"), ("3", "MULTIPLY"), ("4", "DIVIDE"), ("1000", "DIVIDE")]),
+    rounding=st.tuples(
+        st.integers(min_value=0, max_value=3), st.sampled_from(["ROUND_UP", "ROUND_DOWN", "ROUND_HALF_UP"])
+    ),
+)
+def test_a_period_cut_by_a_rate_change_and_an_override_equals_the_reference(
+    rows: list[tuple[int, Decimal]],
+    before: list[tuple[Decimal | None, Decimal]],
+    after: list[tuple[Decimal | None, Decimal]],
+    change: int,
+    window: tuple[int, int, Decimal] | None,
+    conversion: tuple[str, str],
+    rounding: tuple[int, str],
+) -> None:
+    """March cut where the rate changes (day `change`) and where a MULTIPLIER override starts and
+    ends: one line per segment (a zero line where no event falls), each segment's quantity
+    summed, converted, then rounded; its charge F(used + q) − F(used) on the tiers in force,
+    `used` the rounded quantities of the segments before it (tiers continue across the change),
+    times the multiplier in force, rounded half up to the cent."""
+    factor, operation = conversion
+    places, method = rounding
+    cuts = {1, change, 32}
+    overrides = ""
+    if window is not None:
+        start, length, multiplier = window
+        end = min(start + length, 32)
+        cuts |= {start, end}
+        until = f"ending_before: 2026-{'04-01' if end == 32 else f'03-{end:02d}'}, "
+        what = f"product: calls, type: MULTIPLIER, multiplier: {multiplier}"
+        overrides = f"{{starting_at: 2026-03-{start:02d}, {until}{what}}}"
+    spec = SCHEDULE_SPEC.format(
+        factor=factor,
+        operation=operation,
+        places=places,
+        method=method,
+        change=change,
+        before=_tiers_yaml(before),
+        after=_tiers_yaml(after),
+        overrides=overrides,
+    )
+    bounds = sorted(cuts)
+    expected_total, used = Decimal(0), Decimal(0)
+    for lo, hi in pairwise(bounds):
+        summed = sum((n for day, n in rows if lo <= day < hi), Decimal(0))
+        converted = summed * Decimal(factor) if operation == "MULTIPLY" else summed / Decimal(factor)
+        quantity = converted.quantize(Decimal(1).scaleb(-places), rounding=method)
+        tiers = before if lo < change else after
+        in_force = window is not None and window[0] <= lo < min(window[0] + window[1], 32)
+        multiplier = window[2] if window is not None and in_force else Decimal(1)
+        amount = (graduated(tiers, used + quantity) - graduated(tiers, used)) * multiplier
+        expected_total += amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        used += quantity
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
+        (root / "spec.yaml").write_text(spec, encoding="utf-8")
+        (root / "events.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "transaction_id": f"t{i}",
+                        "customer_id": "c1",
+                        "event_type": "call",
+                        "timestamp": f"2026-03-{day:02d}T12:00:00Z",
+                        "properties": {"n": str(n)},
+                    }
+                )
+                + "\n"
+                for i, (day, n) in enumerate(rows)
+            ),
+            encoding="utf-8",
+        )
+        run = pricing.compile(pricing.load(root)).invoice([str(root / "events.jsonl")], *MARCH)
+    [invoice] = run.invoices
+    usage_lines = [line for line in invoice.lines if line.type == "usage"]
+    assert len(usage_lines) == len(bounds) - 1
+    assert invoice.total == expected_total
