@@ -4,9 +4,7 @@ Polars converts a Python `datetime` or `Decimal` one value at a time, and slowly
 microseconds each); the frames a run builds and reads hold few distinct instants (period and
 segment bounds) in thousands of rows. A Python `Decimal` also makes Polars import NumPy (70 ms
 of a run that needs none of it): decimals go in as their exact text, cast — rounded at the
-type's scale as Polars rounds a `Decimal` it is given. (The number literals of `filter:` and
-`value:` expressions still go in as `Decimal`s: the expression compiler keeps a literal
-inline, and a cast one is no literal to it.)
+type's scale as Polars rounds a `Decimal` it is given.
 """
 
 from __future__ import annotations
@@ -26,8 +24,7 @@ def rows_frame(rows: Sequence[Sequence[Any]], schema: Mapping[str, pl.DataType])
     data = {}
     for (name, dtype), values in zip(schema.items(), columns, strict=True):
         if isinstance(dtype, pl.Decimal):
-            texts = [None if v is None else format(Decimal(v), "f") for v in values]  # ints too
-            data[name] = pl.Series(name, texts, dtype=pl.String).cast(dtype)
+            data[name] = decimal_series(name, values, dtype)
         elif isinstance(dtype, pl.Datetime):
             distinct: dict[Any, int] = {}
             positions = [distinct.setdefault(v, len(distinct)) for v in values]
@@ -35,6 +32,12 @@ def rows_frame(rows: Sequence[Sequence[Any]], schema: Mapping[str, pl.DataType])
         else:
             data[name] = pl.Series(name, values, dtype=dtype)
     return pl.DataFrame(data, schema=schema)
+
+
+def decimal_series(name: str, values: Sequence[Decimal | int | None], dtype: pl.DataType) -> pl.Series:
+    """Decimals (ints too) as a Series of decimal type `dtype`, through their exact text."""
+    texts = [None if v is None else format(Decimal(v), "f") for v in values]
+    return pl.Series(name, texts, dtype=pl.String).cast(dtype)
 
 
 def decimal_literal(value: Decimal, dtype: pl.DataType) -> pl.Expr:

@@ -24,6 +24,7 @@ import polars as pl
 
 from pricing.expr.ast import Binary, Call, EventField, InList, IsNull, Literal, Node, Property, Unary
 from pricing.expr.types import ARITHMETIC, LOGIC, MAX_EXPONENT, Type, comparison_type, unify
+from pricing.frames import decimal_literal, decimal_series
 
 LIMIT = float(10**MAX_EXPONENT)  # a result this large is out of range (Decimal(38, 18) holds < 10^20)
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -77,8 +78,9 @@ class _Lowering:
     errors: list[tuple[pl.Expr, pl.Expr]] = field(default_factory=list)
 
     def bind(self, expr: pl.Expr) -> pl.Expr:
-        """`expr` as an intermediate column (a column or a literal stays as it is)."""
-        if expr.meta.is_column() or expr.meta.is_literal():
+        """`expr` as an intermediate column (a column or a constant — a literal, a decimal
+        literal cast from its text — stays as it is)."""
+        if expr.meta.is_column() or not expr.meta.root_names():
             return expr
         name = f"{self.prefix}{len(self.steps)}"
         self.steps.append((name, expr))
@@ -97,7 +99,7 @@ class _Lowering:
 
     def literal(self, value: Decimal | str | bool, as_: Type) -> pl.Expr:
         if isinstance(value, Decimal):
-            return pl.lit(value, dtype=self.columns.number_type)
+            return decimal_literal(value, self.columns.number_type)
         if isinstance(value, str) and as_ is Type.TIMESTAMP:
             return pl.lit(self.instants[value], dtype=UTC_TIME)
         return pl.lit(value)
@@ -227,7 +229,13 @@ def _(node: InList, state: _Lowering, as_: Type) -> pl.Expr:
         for v in node.values
     ]
     dtypes = {Type.NUMBER: state.columns.number_type, Type.TIMESTAMP: UTC_TIME, Type.BOOLEAN: pl.Boolean()}
-    found = operand.is_in(pl.Series(values, dtype=dtypes.get(kind, pl.String())).implode())
+    if kind is Type.NUMBER:
+        numbers = [v for v in values if v is None or isinstance(v, Decimal)]
+        assert len(numbers) == len(values)  # the type checker admits only numbers to a number list
+        listed = decimal_series("", numbers, state.columns.number_type)
+    else:
+        listed = pl.Series(values, dtype=dtypes.get(kind, pl.String()))
+    found = operand.is_in(listed.implode())
     return ~found if node.negated else found
 
 
