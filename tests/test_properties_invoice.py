@@ -390,3 +390,116 @@ def test_a_period_cut_by_a_rate_change_and_an_override_equals_the_reference(
     usage_lines = [line for line in invoice.lines if line.type == "usage"]
     assert len(usage_lines) == len(bounds) - 1
     assert invoice.total == expected_total
+
+
+OVERRIDE_SPEC = """
+metrics:
+  calls: {{event_type_filter: {{in_values: [call]}}, aggregation_type: COUNT}}
+products:
+  calls: {{type: usage, billable_metric: calls}}
+customers:
+  c1: {{}}
+rate_cards:
+  card:
+    rates: [{{product: calls, starting_at: 2026-01-01, rate_type: FLAT, price: 10}}]
+contracts:
+  c1-2026:
+    customer: c1
+    rate_card: card
+    starting_at: 2026-01-01
+    multiplier_override_prioritization: {prioritization}
+    overrides: [{overrides}]
+"""
+Override = tuple[str, int, int | None, Decimal, int | None]  # type, start day, end day, value, priority
+
+overrides_drawn = st.lists(
+    st.tuples(
+        st.sampled_from(["OVERWRITE", "MULTIPLIER"]),
+        st.integers(min_value=1, max_value=28),
+        st.one_of(st.none(), st.integers(min_value=1, max_value=15)),
+        st.sampled_from(
+            [Decimal("0.5"), Decimal("0.8"), Decimal("1.2"), Decimal(2), Decimal(7), Decimal(30)]
+        ),
+        st.one_of(st.none(), st.integers(min_value=1, max_value=3)),
+    ).map(lambda o: (o[0], o[1], None if o[2] is None else min(o[1] + o[2], 32), o[3], o[4])),
+    max_size=3,
+)
+
+
+def winner(active: list[tuple[int, Override]], explicit: bool) -> Override | None:
+    """docs/decisions.md, Override precedence, written out: an OVERWRITE beats the rest, the one
+    starting latest (then the one written last); else under EXPLICIT the lowest priority (none:
+    last), then the lowest multiplier, then the one written first."""
+    overwrites = [(o[1], i, o) for i, o in active if o[0] == "OVERWRITE"]
+    if overwrites:
+        return max(overwrites)[2]
+    if not active:
+        return None
+
+    def rank(item: tuple[int, Override]) -> tuple[int, Decimal, int]:
+        i, o = item
+        priority = (o[4] if o[4] is not None else 10**6) if explicit else 0
+        return (priority, o[3], i)
+
+    return min(active, key=rank)[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    days=st.lists(st.integers(min_value=1, max_value=31), max_size=15),
+    overrides=overrides_drawn,
+    explicit=st.booleans(),
+)
+def test_override_precedence_over_a_period_equals_the_reference(
+    days: list[int], overrides: list[Override], explicit: bool
+) -> None:
+    """Overrides of a FLAT 10 rate starting and ending inside March: the period is cut wherever
+    one starts or ends, and each segment is priced by the one override that wins there (an
+    OVERWRITE's price, or 10 × the multiplier)."""
+    written = []
+    for kind, start, end, value, priority in overrides:
+        fields = [f"starting_at: 2026-03-{start:02d}"]
+        if end is not None:
+            fields.append(f"ending_before: 2026-{'04-01' if end == 32 else f'03-{end:02d}'}")
+        fields += ["product: calls", f"type: {kind}"]
+        if kind == "OVERWRITE":
+            fields.append(f"overwrite_rate: {{rate_type: FLAT, price: {value}}}")
+        else:
+            fields.append(f"multiplier: {value}")
+        if priority is not None:
+            fields.append(f"priority: {priority}")
+        written.append("{" + ", ".join(fields) + "}")
+    spec = OVERRIDE_SPEC.format(
+        prioritization="EXPLICIT" if explicit else "LOWEST_MULTIPLIER", overrides=", ".join(written)
+    )
+    bounds = sorted({1, 32} | {o[1] for o in overrides} | {o[2] for o in overrides if o[2] is not None})
+    expected = Decimal(0)
+    for lo, hi in pairwise(bounds):
+        active = [(i, o) for i, o in enumerate(overrides) if o[1] <= lo and (o[2] is None or lo < o[2])]
+        won = winner(active, explicit)
+        price = Decimal(10) if won is None else won[3] if won[0] == "OVERWRITE" else 10 * won[3]
+        quantity = sum(1 for day in days if lo <= day < hi)
+        expected += (quantity * price).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
+        (root / "spec.yaml").write_text(spec, encoding="utf-8")
+        (root / "events.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "transaction_id": f"t{i}",
+                        "customer_id": "c1",
+                        "event_type": "call",
+                        "timestamp": f"2026-03-{day:02d}T12:00:00Z",
+                    }
+                )
+                + "\n"
+                for i, day in enumerate(days)
+            ),
+            encoding="utf-8",
+        )
+        run = pricing.compile(pricing.load(root)).invoice([str(root / "events.jsonl")], *MARCH)
+    [invoice] = run.invoices
+    assert len([line for line in invoice.lines if line.type == "usage"]) == len(bounds) - 1
+    assert invoice.total == expected
