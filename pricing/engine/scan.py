@@ -1,6 +1,8 @@
-"""Event files to one normalised LazyFrame. Nothing is collected here, but for one check: an
-NDJSON file is read once up front to tell whether Polars' NDJSON reader can take it whole (every
-line a JSON object of the expected shape); if not, it is read line by line.
+"""Event files to one normalised LazyFrame, collected by the run. A text file is read by Polars'
+reader (parallel) until a run finds it cannot be (`unread_found`: a broken line, a row with
+more cells than its header, a blank line the NDJSON reader skips); from then on it is read line
+by line (NDJSON, still lazily) or record by record (CSV, into memory), each bad line or record a
+row of its own with its reason.
 
 Every input row keeps where it came from (`_file`, `_row`), so the ledger can account for it.
 Properties that the plan needs become String columns `p.<name>`, compared as text; a number is
