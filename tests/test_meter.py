@@ -240,6 +240,10 @@ def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(tmp_path: Path) -> 
     )
     explained = plan.explain([str(clean), str(broken)], *MARCH)
     assert (explained.count("Csv SCAN"), explained.count("DF [")) == (1, 1)
+    # a run compiled again reads its files again: events given as an iterator are read once
+    again = tmp_path / "again.csv"
+    again.write_text(broken.read_text())
+    assert plan.usage(iter([str(again)]), *MARCH).ledger.buckets["invalid"] == 3
 
 
 def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> None:

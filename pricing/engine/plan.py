@@ -27,7 +27,7 @@ from pricing.engine.meter import (
     run_meter,
 )
 from pricing.engine.rate import price_changes
-from pricing.engine.scan import EventPaths, expand, unread_found
+from pricing.engine.scan import EventPaths, event_paths, expand, unread_found
 from pricing.money import text
 
 
@@ -135,9 +135,10 @@ class Plan:
         dedup: str = "auto",
     ) -> UsageResult:
         """Metered usage of every metric in [start, end) and the ledger of every input row."""
+        paths = event_paths(events)  # (compiled again when a file is found unreadable whole)
         with collector_paused():
             plan, (usage, ledger) = retried(
-                lambda: self.compile_usage(events, start, end, window, group_by, engine, strategy, dedup),
+                lambda: self.compile_usage(paths, start, end, window, group_by, engine, strategy, dedup),
                 run_meter,
             )
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
@@ -176,10 +177,9 @@ class Plan:
             check_instant("as_of", as_of)
         with collector_paused():
             calendar = invoice_calendar(project, start, end, changes)
+            files = expand(events)
             _, (rated, ledger) = retried(
-                lambda: compile_meter(
-                    project, expand(events), measures, calendar, SEGMENT, engine, strategy, dedup
-                ),
+                lambda: compile_meter(project, files, measures, calendar, SEGMENT, engine, strategy, dedup),
                 collect_meter,
             )
             return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)

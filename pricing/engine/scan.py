@@ -48,14 +48,17 @@ class EventFile:
 EventPaths = Iterable[str | Path] | str | Path  # event files, globs and folders, or one of them
 
 
+def event_paths(arguments: EventPaths) -> tuple[str | Path, ...]:
+    """The paths, globs and folders given, as a tuple (an iterator can be read once only). One
+    path may be given alone: a string is not a sequence of one-letter paths."""
+    return (arguments,) if isinstance(arguments, str | Path) else tuple(arguments)
+
+
 def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
-    """Paths, globs and folders to event files in input order; each file once. One path may be
-    given alone (a string is not read as a sequence of one-letter paths); none is an error, as a
-    glob matching nothing is."""
-    if isinstance(arguments, str | Path):
-        arguments = [arguments]
+    """Paths, globs and folders (`event_paths`) to event files in input order; each file once.
+    None is an error, as a glob matching nothing is."""
     paths: list[Path] = []
-    for argument in arguments:
+    for argument in event_paths(arguments):
         text = str(argument)
         path = Path(text)
         if path.is_dir():
