@@ -372,10 +372,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
                 check_run_file(invoices[-1], "invoice", f"invoices.jsonl line {number}")
     except (OSError, ValueError) as exc:
         raise RenderError(f"{folder} is not a run folder (invoices.jsonl and run.json): {exc}") from None
-    spec_hash = report.get("spec_hash")
-    return RunFolder(
-        tuple(invoices), _instant(report["as_of"]), spec_hash if isinstance(spec_hash, str) else None
-    )
+    return RunFolder(tuple(invoices), _instant(report["as_of"]), report.get("spec_hash"))  # (a str)
 
 
 def render(
