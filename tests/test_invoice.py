@@ -636,3 +636,34 @@ def test_line_items_as_a_polars_frame(tmp_path: Path) -> None:
         ("acme-c-20260301", "lm4", Decimal(5), Decimal(250)),
     ]
     assert str(frame.schema["total"]) == "Decimal(precision=38, scale=18)"
+
+
+def test_an_instant_with_a_fraction_of_a_second_keeps_it(tmp_path: Path) -> None:
+    """A contract may start at any microsecond: its invoice and the usage table write the
+    fraction (it was cut to the second), and whole seconds stay without one."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Fractions\n")
+    (tmp_path / "spec.yaml").write_text(
+        "metrics: {calls: {aggregation_type: COUNT}}\n"
+        "products: {p: {type: usage, billable_metric: calls}}\n"
+        "customers: {acme: {}}\n"
+        "rate_cards: {rc: {rates: [{product: p, starting_at: 2026-01-01, rate_type: FLAT, price: 1}]}}\n"
+        "contracts: {c: {customer: acme, rate_card: rc, starting_at: '2026-03-10T12:00:00.25Z',"
+        " ending_before: '2026-03-20T00:00:00.000123Z'}}\n"
+    )
+    (tmp_path / "e.jsonl").write_text(
+        '{"transaction_id": "1", "customer_id": "acme", "event_type": "x", "timestamp": "2026-03-11T00:00:00Z"}\n'
+    )
+    plan = compile(pricing.load(tmp_path))
+    march = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    invoice = plan.invoice([str(tmp_path / "e.jsonl")], *march).invoices[0].as_dict()
+    assert (invoice["start_timestamp"], invoice["end_timestamp"]) == (
+        "2026-03-10T12:00:00.250Z",
+        "2026-03-20T00:00:00.000123Z",
+    )
+    [row] = plan.usage([str(tmp_path / "e.jsonl")], *march).rows()
+    assert (row["period_start"], row["period_end"], row["quantity"]) == (
+        "2026-03-10T12:00:00.250Z",
+        "2026-03-20T00:00:00.000123Z",
+        "1",
+    )
+    assert row["window_start"] == "2026-03-10T12:00:00.250Z"

@@ -82,7 +82,12 @@ class Invoice:
 
 @lru_cache(maxsize=4096)  # a run's lines share a few period and segment bounds
 def instant(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, to the second — or with the fraction an instant has (in 3 or 6 digits, as
+    the usage table writes it): a contract or rate may start at any microsecond."""
+    utc = value.astimezone(UTC)
+    micro = utc.microsecond
+    fraction = "" if not micro else f".{micro // 1000:03d}" if micro % 1000 == 0 else f".{micro:06d}"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def _optional(value: Decimal | None) -> str | None:

@@ -41,7 +41,7 @@ class UsageResult:
     def rows(self) -> list[dict[str, str]]:
         """The usage table with exact text: quantities as plain decimals, times in RFC 3339."""
         table = self.usage.with_columns(
-            pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")  # a fraction only where there is one
             for c in ("period_start", "period_end", "window_start", "window_end")
         )
         return [
