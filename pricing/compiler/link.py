@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from pricing import ir
 from pricing.compiler.build import BuiltObject
-from pricing.diagnostics import Diagnostic, Related, Span, did_you_mean, error, suggest
+from pricing.diagnostics import Diagnostic, Related, did_you_mean, error, suggest
 from pricing.ir import Kind
 
 N = TypeVar("N", bound=ir.SpecObject)
@@ -96,16 +96,17 @@ def _may_hold_ref(kind: object) -> bool:
     return isinstance(kind, type) and dataclasses.is_dataclass(kind) and bool(ref_fields(kind))
 
 
-def _tag_uses(node: ir.SpecObject) -> Iterator[tuple[str, Span]]:
-    """Every tag an object selects products by, with where it is written."""
+def _tag_uses(node: ir.SpecObject) -> Iterator[tuple[str, ir.Located, str]]:
+    """Every tag an object selects products by, with the node and field that write it (its span
+    is looked up only for a diagnostic)."""
     if isinstance(node, ir.Product):
         for i, tag in enumerate(node.composite_tags):
-            yield tag, node.at(f"composite_tags[{i}]")
+            yield tag, node, f"composite_tags[{i}]"
     if isinstance(node, ir.Contract):
         items: tuple[ir.Override | ir.Commit, ...] = (*node.overrides, *node.commits, *node.credits)
         for item in items:
             for i, tag in enumerate(item.applicable_product_tags):
-                yield tag, item.at(f"applicable_product_tags[{i}]")
+                yield tag, item, f"applicable_product_tags[{i}]"
 
 
 def link(
@@ -139,10 +140,10 @@ def link(
         products = defined[Kind.PRODUCT].values()
         known_tags = {t for obj in products if isinstance(obj.node, ir.Product) for t in obj.node.tags}
         for node in nodes:
-            for tag, span in _tag_uses(node):
+            for tag, where, field in _tag_uses(node):
                 if tag not in known_tags:
                     message = f"no product has the tag '{tag}'.{did_you_mean(tag, known_tags)}"
-                    diagnostics.append(error("E402", message, span))
+                    diagnostics.append(error("E402", message, where.at(field)))
 
     def section(kind: Kind, cls: type[N]) -> Mapping[str, N]:
         built = {oid: obj.node for oid, obj in sorted(defined[kind].items()) if isinstance(obj.node, cls)}

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from pricing import ir
 from pricing.compiler.link import Project
-from pricing.diagnostics import Diagnostic, Related, Span, error, warning
+from pricing.diagnostics import Diagnostic, Related, error, warning
 from pricing.ir import Kind
 
 Rule = Callable[[Project], Iterable[Diagnostic]]
@@ -94,21 +94,22 @@ _ALLOWED_RATES = {
 }
 
 
-def _priced(project: Project) -> Iterator[tuple[ir.Product | None, ir.Price, Span]]:
-    """Every price in the project with the product it prices (None for tag overrides)."""
+def _priced(project: Project) -> Iterator[tuple[ir.Product | None, ir.Price, ir.Located]]:
+    """Every price in the project with the product it prices (None for tag overrides) and the
+    node whose `rate_type` it is (its span is looked up only for a diagnostic)."""
     for card in project.rate_cards.values():
         for rate in card.rates:
-            yield project.product(rate.product), rate.price, rate.at("rate_type")
+            yield project.product(rate.product), rate.price, rate
     for contract in project.contracts.values():
         for override in contract.overrides:
             if override.overwrite_rate is not None:
                 product = project.product(override.product) if override.product else None
-                yield product, override.overwrite_rate, override.overwrite_rate.at("rate_type")
+                yield product, override.overwrite_rate, override.overwrite_rate
 
 
 def rate_type_allowed(project: Project) -> Iterator[Diagnostic]:
     """E504: the rate type suits the product type."""
-    for product, price, span in _priced(project):
+    for product, price, where in _priced(project):
         if product is None:
             continue
         allowed = _ALLOWED_RATES[product.type]
@@ -118,7 +119,7 @@ def rate_type_allowed(project: Project) -> Iterator[Diagnostic]:
                 f"a {price.rate_type.value} rate cannot price {product.type.value} product "
                 f"'{product.id}'; use {names}"
             )
-            yield error("E504", message, span)
+            yield error("E504", message, where.at("rate_type"))
 
 
 def prices_well_formed(project: Project) -> Iterator[Diagnostic]:
@@ -339,15 +340,21 @@ def entitled_coverage(project: Project) -> Iterator[Diagnostic]:
             and product.type is ir.ProductType.USAGE
             and any(r.entitled for r in rates)
         ]
-    gaps: dict[tuple[str, int, datetime, datetime | None], list[Interval]] = {}
+    # contracts on one card with the same dates (most) share their gaps, worked out once
+    gaps: dict[tuple[str, datetime, datetime | None], list[tuple[int, list[Interval]]]] = {}
     for contract in project.contracts.values():
         card_id = contract.rate_card.id
-        for i, (product_id, groups, rates) in enumerate(entitled.get(card_id, ())):
-            key = (card_id, i, contract.starting_at, contract.ending_before)  # contracts share these
-            if key not in gaps:
+        key = (card_id, contract.starting_at, contract.ending_before)
+        if key not in gaps:
+            found = []
+            for i, (_, _, rates) in enumerate(entitled.get(card_id, ())):
                 cover = [(r.starting_at, r.ending_before) for r in rates]
-                gaps[key] = list(_gaps(cover, contract.starting_at, contract.ending_before))
-            for lo, hi in gaps[key]:
+                if missing := list(_gaps(cover, contract.starting_at, contract.ending_before)):
+                    found.append((i, missing))
+            gaps[key] = found
+        for i, missing in gaps[key]:
+            product_id, groups, rates = entitled[card_id][i]
+            for lo, hi in missing:
                 which = "".join(f" {k}={v}" for k, v in groups)
                 message = (
                     f"product '{product_id}'{which} has no rate on rate card '{card_id}' from "
