@@ -39,13 +39,22 @@ _INT = re.compile(rf"[-+]?{_DIGITS}")
 _DECIMAL = re.compile(rf"[-+]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][-+]?[0-9]+)?")
 
 
+_DEFAULT_TAGS = {
+    ScalarNode: yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG,
+    SequenceNode: yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
+    MappingNode: yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+}
+
+
 class _Resolver(yaml.resolver.BaseResolver):
-    """Tags untagged plain scalars as `!plain` so that we, not YAML 1.1, decide their type."""
+    """Tags untagged plain scalars as `!plain` so that we, not YAML 1.1, decide their type; any
+    other node without a tag gets the default of its kind, as BaseResolver (no implicit or path
+    resolvers) gives it — here without its general lookups: libyaml's composer asks once a node."""
 
     def resolve(self, kind: type, value: Any, implicit: Any) -> str:
         if kind is ScalarNode and implicit[0]:
             return _PLAIN
-        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+        return _DEFAULT_TAGS[kind]
 
 
 class _Loader(CParser, _Resolver):
