@@ -32,8 +32,7 @@ from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError
 from pricing.files import OutputError, write_atomic, write_text_atomic
 from pricing.money import text as money_text
-from pricing.render.documents import FORMATS as DOCUMENT_FORMATS
-from pricing.render.documents import RenderError, read_run, render_run
+from pricing.render import FORMATS as DOCUMENT_FORMATS
 from pricing.report import FORMATS, FORMATTERS, format_text
 
 T = TypeVar("T")
@@ -429,6 +428,8 @@ def invoice(
     write_text_atomic(out / "invoices.jsonl", result.jsonl())
     write_text_atomic(out / "run.json", result.report_json())
     if render_formats:
+        from pricing.render.documents import render_run  # Jinja and Babel, only to render
+
         invoices = [i.as_dict() for i in result.invoices]
         _report_rendered(
             _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats)), out
@@ -454,6 +455,8 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _rendering(action: Callable[[], T]) -> T:
+    from pricing.render.documents import RenderError
+
     try:
         return action()
     except RenderError as exc:
@@ -485,6 +488,8 @@ def _report_rendered(written: dict[str, int], out: Path) -> None:
 def render_command(run_dir: Path, spec: Path, formats: tuple[str, ...]) -> None:
     """Render the invoices of a run folder (from `pricing invoice --out`) as documents:
     RUN_DIR/<format>/<invoice id>.<format>."""
+    from pricing.render.documents import read_run, render_run
+
     project = _load(spec)
     run = _rendering(lambda: read_run(run_dir))
     if run.spec_hash is not None and run.spec_hash != project.spec_hash:

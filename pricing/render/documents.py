@@ -42,9 +42,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from pricing.compiler.link import Project
 from pricing.files import write_bytes_atomic, write_text_atomic
+from pricing.render import FORMATS
 from pricing.schemas import check_run_file
 
-FORMATS = ("html", "pdf", "md", "txt")
 TEMPLATES = {"html": "invoice.html", "md": "invoice.md", "txt": "invoice.txt"}  # pdf: from the html
 DEFAULT_LOCALE = "en_US"
 DASH = "\u2013"  # between the ends of a range
