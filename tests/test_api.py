@@ -175,6 +175,10 @@ def test_a_run_imports_only_what_it_needs() -> None:
     # Polars as text cast to decimals, not as Python Decimals: those made it import NumPy, where
     # it is installed — with the benchmark's extras, not with the tests')
     assert imported(CASES / "meter_expressions") == "['lark']\n"
+    # the command line imports the document code (Jinja, Babel's dates) only to render
+    script = "import sys, pricing.cli\nprint([m for m in ('jinja2', 'babel.dates') if m in sys.modules])\n"
+    command = [sys.executable, "-c", script]
+    assert subprocess.run(command, capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
 def test_number_filter_values_are_compared_by_their_exact_shortest_text(tmp_path: Path) -> None:
