@@ -503,3 +503,76 @@ def test_override_precedence_over_a_period_equals_the_reference(
     [invoice] = run.invoices
     assert len([line for line in invoice.lines if line.type == "usage"]) == len(bounds) - 1
     assert invoice.total == expected
+
+
+COMMIT_SPEC = """
+metrics:
+  calls: {{event_type_filter: {{in_values: [call]}}, aggregation_type: COUNT}}
+products:
+  calls: {{type: usage, billable_metric: calls, tags: [api]}}
+  prepaid: {{type: fixed}}
+customers:
+  c1: {{}}
+rate_cards:
+  card:
+    rates: [{{product: calls, starting_at: 2026-01-01, rate_type: FLAT, price: 100}}]
+contracts:
+  c1-2026:
+    customer: c1
+    rate_card: card
+    starting_at: 2026-01-01
+    commits:
+      - product: prepaid
+        type: PREPAID
+        applicable_product_tags: [api]
+        access_schedule: [{{amount: {amount}, starting_at: 2026-01-01, ending_before: 2026-{ends}-01}}]
+        invoice_schedule: [{{timestamp: 2026-01-01, amount: {amount}}}]
+"""
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    months=st.lists(st.integers(min_value=0, max_value=6), min_size=3, max_size=3),
+    amount=st.integers(min_value=0, max_value=1500),
+    ends=st.sampled_from(["02", "03", "04"]),
+    monthly=st.booleans(),
+)
+def test_a_prepaid_commit_draws_down_month_by_month_as_the_reference(
+    months: list[int], amount: int, ends: str, monthly: bool
+) -> None:
+    """A prepaid commit pays each month's usage (calls at 100) while its balance and access last:
+    paid = min(balance, usage), the rest carried over, nothing after it expires — in one
+    three-month run, or month by month with each run's closing balances opening the next."""
+    expected, balance = [], Decimal(amount)
+    for index, calls in enumerate(months, 1):
+        usage = Decimal(100 * calls)
+        paid = min(balance, usage) if index < int(ends) else Decimal(0)
+        balance -= paid
+        expected.append(usage - paid)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
+        (root / "spec.yaml").write_text(COMMIT_SPEC.format(amount=amount, ends=ends), encoding="utf-8")
+        rows = [
+            {
+                "transaction_id": f"t{m}-{i}",
+                "customer_id": "c1",
+                "event_type": "call",
+                "timestamp": f"2026-{m:02d}-10T00:00:00Z",
+            }
+            for m, calls in enumerate(months, 1)
+            for i in range(calls)
+        ]
+        (root / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) or "", encoding="utf-8")
+        plan = pricing.compile(pricing.load(root))
+        starts = [datetime(2026, m, 1, tzinfo=UTC) for m in (1, 2, 3, 4)]
+        if monthly:
+            invoices, opening = [], None
+            for lo, hi in pairwise(starts):
+                run = plan.invoice([str(root / "e.jsonl")], lo, hi, opening=opening)
+                invoices += run.invoices
+                opening = dict(run.balances)
+        else:
+            invoices = list(plan.invoice([str(root / "e.jsonl")], starts[0], starts[-1]).invoices)
+    usage_invoices = [i for i in invoices if i.type == "USAGE"]
+    assert [i.total for i in usage_invoices] == expected
