@@ -58,6 +58,7 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
     """Paths, globs and folders (`event_paths`) to event files in input order; each file once.
     None is an error, as a glob matching nothing is."""
     paths: list[Path] = []
+    seen: set[Path] = set()
     for argument in event_paths(arguments):
         text = str(argument)
         path = Path(text)
@@ -74,7 +75,10 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
             raise EventInputError(f"{text}: no such file, folder or matching glob")
         if not found:
             raise EventInputError(f"{text}: holds no event files ({', '.join(FORMATS)})")
-        paths.extend(p for p in found if p not in paths)
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                paths.append(p)
     if not paths:
         raise EventInputError("no events given: name event files, globs or folders")
     return tuple(EventFile(i, p, FORMATS[p.suffix]) for i, p in enumerate(paths))
@@ -155,7 +159,15 @@ def _csv_scan(path: Path) -> pl.LazyFrame:
 
 
 def _lines(path: Path) -> int:
-    return int(pl.scan_lines(path).select(pl.len()).collect().item())
+    """The lines of a file as Polars' line reader counts them (a last line without its newline
+    too), read in chunks here: a Polars query per file cost 1 ms a file (0.8 s for a thousand
+    small files), and one query over many files starts a thread per file."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
 
 
 # Text files that Polars' readers cannot read whole, as (path, `_stamp`): so a changed file is
@@ -190,18 +202,13 @@ def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = No
     that gave fewer rows (`rows`: file index → rows read) than it has lines (the reader skips
     blank lines) is marked. A file is not checked before its run: reading it once more cost a
     fifth of metering it (a fifth of 2.4 s for 1M NDJSON events)."""
-    found = False
-    for f in files:
-        if f.format == "parquet" or _unread(f):
-            continue
-        if rows is None:
-            whole = _read_whole(f)
-        else:
-            whole = f.format == "csv" or rows.get(f.index, 0) == _lines(f.path)
-        if not whole:
-            _UNREAD.add((f.path, _stamp(f.path)))
-            found = True
-    return found
+    if rows is None:
+        found = [f for f in files if f.format != "parquet" and not _unread(f) and not _read_whole(f)]
+    else:
+        ndjson = (f for f in files if f.format == "ndjson" and not _unread(f))
+        found = [f for f in ndjson if rows.get(f.index, 0) != _lines(f.path)]
+    _UNREAD.update((f.path, _stamp(f.path)) for f in found)
+    return bool(found)
 
 
 # Python's words for broken quoting, in a finance reader's
