@@ -667,3 +667,15 @@ def test_a_spec_without_metrics_meters_the_ledger_alone(tmp_path: Path) -> None:
     assert {b: n for b, n in result.ledger.buckets.items() if n} == {"duplicate": 1, "unmatched": 1}
     run = plan.invoice(events, *MARCH, strategy=PER_METRIC)
     assert [(i.customer_id, i.total) for i in run.invoices] == [("acme", Decimal(0))]
+
+
+@pytest.mark.parametrize("text", [b"", b"a", b"a\n", b"a\n\n", b"a\nb", b"\n", b"a\r\nb\r\n", b"\n\n\n"])
+def test_lines_are_counted_as_polars_counts_them(tmp_path: Path, text: bytes) -> None:
+    """The run compares an NDJSON file's rows with its lines (the reader skips blank lines); the
+    lines are counted in Python, as Polars' line reader counts them."""
+    from pricing.engine.scan import _lines
+
+    (tmp_path / "f.jsonl").write_bytes(text)
+    assert (
+        _lines(tmp_path / "f.jsonl") == pl.scan_lines(tmp_path / "f.jsonl").select(pl.len()).collect().item()
+    )
