@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import pricing
 from pricing import ir
 from pricing.diagnostics import Span
+from pricing.engine.invoices import Invoice
 from pricing.engine.lines import split_charges
 from pricing.engine.meter import QUANTITY
 from pricing.engine.rate import NO_MULTIPLIER, Multipliers, Terms, charge
@@ -263,6 +264,29 @@ def test_invoices_equal_the_reference_and_ignore_file_splits(
         assert invoice.total == sum(Decimal(line["total"]) for line in lines)
 
 
+def march_invoice(spec: str, calls: list[tuple[int, dict[str, str]]]) -> Invoice:
+    """The one March invoice of a project (`spec`) whose customer c1 makes a `call` event at
+    noon of each (day, properties) of `calls`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
+        (root / "spec.yaml").write_text(spec, encoding="utf-8")
+        events = [
+            {
+                "transaction_id": f"t{i}",
+                "customer_id": "c1",
+                "event_type": "call",
+                "timestamp": f"2026-03-{day:02d}T12:00:00Z",
+                "properties": properties,
+            }
+            for i, (day, properties) in enumerate(calls)
+        ]
+        (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+        run = pricing.compile(pricing.load(root)).invoice([str(root / "events.jsonl")], *MARCH)
+    [invoice] = run.invoices
+    return invoice
+
+
 SCHEDULE_SPEC = """
 metrics:
   calls: {{event_type_filter: {{in_values: [call]}}, aggregation_type: SUM, aggregation_key: n}}
@@ -365,28 +389,7 @@ def test_a_period_cut_by_a_rate_change_and_an_override_equals_the_reference(
         amount = (graduated(tiers, used + quantity) - graduated(tiers, used)) * multiplier
         expected_total += amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
         used += quantity
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
-        (root / "spec.yaml").write_text(spec, encoding="utf-8")
-        (root / "events.jsonl").write_text(
-            "".join(
-                json.dumps(
-                    {
-                        "transaction_id": f"t{i}",
-                        "customer_id": "c1",
-                        "event_type": "call",
-                        "timestamp": f"2026-03-{day:02d}T12:00:00Z",
-                        "properties": {"n": str(n)},
-                    }
-                )
-                + "\n"
-                for i, (day, n) in enumerate(rows)
-            ),
-            encoding="utf-8",
-        )
-        run = pricing.compile(pricing.load(root)).invoice([str(root / "events.jsonl")], *MARCH)
-    [invoice] = run.invoices
+    invoice = march_invoice(spec, [(day, {"n": str(n)}) for day, n in rows])
     usage_lines = [line for line in invoice.lines if line.type == "usage"]
     assert len(usage_lines) == len(bounds) - 1
     assert invoice.total == expected_total
@@ -480,27 +483,7 @@ def test_override_precedence_over_a_period_equals_the_reference(
         price = Decimal(10) if won is None else won[3] if won[0] == "OVERWRITE" else 10 * won[3]
         quantity = sum(1 for day in days if lo <= day < hi)
         expected += (quantity * price).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
-        (root / "spec.yaml").write_text(spec, encoding="utf-8")
-        (root / "events.jsonl").write_text(
-            "".join(
-                json.dumps(
-                    {
-                        "transaction_id": f"t{i}",
-                        "customer_id": "c1",
-                        "event_type": "call",
-                        "timestamp": f"2026-03-{day:02d}T12:00:00Z",
-                    }
-                )
-                + "\n"
-                for i, day in enumerate(days)
-            ),
-            encoding="utf-8",
-        )
-        run = pricing.compile(pricing.load(root)).invoice([str(root / "events.jsonl")], *MARCH)
-    [invoice] = run.invoices
+    invoice = march_invoice(spec, [(day, {}) for day in days])
     assert len([line for line in invoice.lines if line.type == "usage"]) == len(bounds) - 1
     assert invoice.total == expected
 
