@@ -80,6 +80,11 @@ class Invoice:
         }
 
 
+# An invoice's dict is a tree (no object twice): the encoder need not track what it has seen
+# (a tenth of writing 40,000 lines).
+_JSONL = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
+
 @lru_cache(maxsize=4096)  # a run's lines share a few period and segment bounds
 def instant(value: datetime) -> str:
     """RFC 3339 in UTC, to the second — or with the fraction an instant has (in 3 or 6 digits, as
@@ -319,7 +324,7 @@ class InvoiceRun:
         return json.dumps(self.report(), indent=2, ensure_ascii=False) + "\n"
 
     def jsonl(self) -> str:
-        return "".join(json.dumps(inv.as_dict(), ensure_ascii=False) + "\n" for inv in self.invoices)
+        return "".join(_JSONL.encode(inv.as_dict()) + "\n" for inv in self.invoices)
 
 
 def read_balances(report: object) -> dict[BalanceKey, Decimal]:
