@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pricing.diagnostics import Diagnostic, Span
 
@@ -184,7 +185,8 @@ def format_sarif(diagnostics: Sequence[Diagnostic], root: Path, shown_root: str,
     def location(span: Span, message: str | None = None) -> dict[str, Any]:
         loc: dict[str, Any] = {
             "physicalLocation": {
-                "artifactLocation": {"uri": _display(shown_root, span.file)},
+                # a URI reference: spaces and non-ASCII letters of a path percent-encoded
+                "artifactLocation": {"uri": quote(_display(shown_root, span.file), safe="/")},
                 "region": {
                     "startLine": span.line,
                     "startColumn": span.column,

@@ -81,6 +81,20 @@ def test_sarif_is_valid_2_1_0() -> None:
     assert result["relatedLocations"][0]["message"]["text"] == "the other rate"
 
 
+def test_sarif_locations_are_uri_references(tmp_path: Path) -> None:
+    """A file name with a space or a non-ASCII letter is percent-encoded in SARIF's `uri` (a URI
+    reference, which code-scanning tools parse); the text output shows it as it is."""
+    project = tmp_path / "my spec"
+    project.mkdir()
+    (project / "pricing.yaml").write_text("version: 1\nname: T\n")
+    (project / "métriques.yaml").write_text("metrics:\n  x: {aggregation_type: SUMM}\n")
+    code, output = run("check", "--format", "sarif", str(project))
+    assert code == 1
+    location = json.loads(output)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == f"{tmp_path}/my%20spec/m%C3%A9triques.yaml"
+    assert run("check", str(project))[1].startswith(f"{project}/métriques.yaml:2:25: error[E204]")
+
+
 def test_text_output_is_capped(tmp_path: Path) -> None:
     (tmp_path / "pricing.yaml").write_text("version: 1\nname: T\n")
     customers = "".join(f"  c{i}: {{nmae: x}}\n" for i in range(60))
