@@ -134,7 +134,7 @@ def test_explain_shows_the_pre_pass_and_its_read_of_the_ids() -> None:
     # three queries, one after the other, each with its scan; what one gives the next shows as a frame
     queries = out.split("\n\n")[-3:]
     assert [q.splitlines()[0] for q in queries] == [
-        "pre-pass 1: the hashes of ids that valid rows repeat:",
+        "pre-pass 1: the hashes of ids that rows repeat (read from the id column alone):",
         "pre-pass 2: the ids with those hashes that valid rows repeat:",
         "metering, with those ids:",
     ]

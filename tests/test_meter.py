@@ -558,6 +558,20 @@ def test_the_pre_pass_is_exact_when_ids_share_a_hash(
     assert sorted(plan.repeated.collect("streaming").iter_rows()) == [("a", 2), ("b", 4)]
 
 
+def test_the_pre_pass_hashes_the_id_column_alone(tmp_path: Path) -> None:
+    """Its first step hashes every row's id, valid or not, so that it reads one column of a
+    Parquet file, not the four that tell whether a row is valid; the second step keeps to the
+    valid rows (the ids found are those above)."""
+    root = _dedup_project(tmp_path)
+    events = root / "events.parquet"
+    pl.read_ndjson(root / "events.jsonl").write_parquet(events)
+    plan = compile(pricing.load(root)).compile_usage([str(events)], *MARCH, dedup=PRE_PASS)
+    (_, first), *_ = plan.queries()
+    assert "PROJECT 1/" in first.explain()
+    assert plan.repeated is not None
+    assert sorted(plan.repeated.collect("streaming").iter_rows()) == [("a", 2), ("b", 4)]
+
+
 def test_the_dedup_is_chosen_by_what_the_window_would_hold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

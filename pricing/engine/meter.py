@@ -366,7 +366,7 @@ class MeterPlan:
         hashes = self.repeated.candidates
         ids = self.repeated.confirm(_placeholder(hashes))
         return [
-            ("pre-pass 1: the hashes of ids that valid rows repeat", hashes),
+            ("pre-pass 1: the hashes of ids that rows repeat (read from the id column alone)", hashes),
             ("pre-pass 2: the ids with those hashes that valid rows repeat", ids),
             ("metering, with those ids", self.over_ids(_placeholder(ids))),
         ]
@@ -522,14 +522,16 @@ ID_HASH = pl.col("transaction_id").hash()
 
 @dataclass(frozen=True, slots=True)
 class PrePass:
-    """The pre-pass in two steps, each collected on its own. Sorting a 64-bit hash of each valid
-    row's id and comparing neighbours takes a third of the time of grouping the rows by the ids
+    """The pre-pass in two steps, each collected on its own. Sorting a 64-bit hash of each row's
+    id and comparing neighbours takes a third of the time of grouping the rows by the ids
     themselves (10M events: 0.55 s against 1.6 s; it holds 8 bytes per event), so the first
-    step finds the hashes that valid rows repeat; the second reads the ids again, only of the
-    rows with such a hash, and groups those by the ids themselves — exact: a hash shared by two
-    different ids costs a few rows more in the second step, nothing else."""
+    step finds the hashes that rows repeat — of every row, valid or not, so that it reads the id
+    column alone (10M events: 0.37–0.48 → 0.24–0.29 s against hashing the valid rows' ids, which
+    reads the four fields that make a row valid); the second reads the valid rows with such a
+    hash and groups them by the ids themselves — exact: a hash shared by two different ids, or
+    by an id's valid and invalid rows, costs a few rows more in the second step, nothing else."""
 
-    candidates: pl.LazyFrame  # `_hash`: the hashes of ids that more than one valid row carries
+    candidates: pl.LazyFrame  # `_hash`: the hashes of ids that more than one row carries
     confirm: Callable[[pl.LazyFrame], pl.LazyFrame]  # those hashes → the ids repeated, `_first`
 
     def plan(self) -> pl.LazyFrame:
@@ -555,7 +557,7 @@ def repeated_ids(events: pl.LazyFrame) -> PrePass:
             .select("transaction_id", "_first")
         )
 
-    hashes = valid.select("_hash").sort("_hash")
+    hashes = events.with_columns(ID_HASH.alias("_hash")).select("_hash").sort("_hash")
     return PrePass(hashes.filter(pl.col("_hash") == pl.col("_hash").shift(1)), confirm)
 
 
