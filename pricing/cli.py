@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -38,6 +39,7 @@ from pricing.report import FORMATS, FORMATTERS, format_text
 T = TypeVar("T")
 
 DEFAULT_SPEC = "specs"
+_CORES = os.cpu_count() or 1  # processes that make PDFs when a run renders many
 
 
 class _Commands(click.Group):
@@ -432,7 +434,7 @@ def invoice(
 
         invoices = [i.as_dict() for i in result.invoices]
         _report_rendered(
-            _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats)), out
+            _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats, _CORES)), out
         )
     stdout = Console(width=120)
     stdout.print(_summary(result))
@@ -498,5 +500,5 @@ def render_command(run_dir: Path, spec: Path, formats: tuple[str, ...]) -> None:
             f"{project.spec_hash[:12]}): seller, customer details and templates are today's",
             err=True,
         )
-    written = _rendering(lambda: render_run(project, run.invoices, run.as_of, run_dir, formats))
+    written = _rendering(lambda: render_run(project, run.invoices, run.as_of, run_dir, formats, _CORES))
     _report_rendered(written, run_dir)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import pricing
 from pricing.cli import main
-from pricing.render.documents import Formatter, render_run
+from pricing.render.documents import PARALLEL_PDFS, Formatter, pdfs, render_run
 from tests.conftest import CASES, REPO, assert_golden
 
 QUARTER = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
@@ -275,6 +275,16 @@ def test_a_300_line_invoice_prints_on_the_expected_pages(tmp_path: Path) -> None
     subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) == 9
+
+
+def test_many_pdfs_are_made_by_worker_processes_with_the_same_bytes() -> None:
+    """From PARALLEL_PDFS documents, `pdfs` hands them to processes (two here); the PDFs come back
+    in order and byte for byte as one process makes them."""
+    htmls = [f"<html><body><h1>Invoice {i}</h1><p>{'x' * i}</p></body></html>" for i in range(PARALLEL_PDFS)]
+    alone = list(pdfs(htmls))
+    assert list(pdfs(htmls, workers=2)) == alone
+    assert len(set(alone)) == PARALLEL_PDFS
+    assert all(pdf.startswith(b"%PDF-") for pdf in alone)
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -12,10 +12,12 @@ the invoice currency; quantities keep every digit; times are shown in the projec
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -307,6 +309,9 @@ def render_text(env: SandboxedEnvironment, name: str, doc: Document) -> str:
         raise RenderError(f"{_where(exc)}: {exc.message or exc}") from None
 
 
+PARALLEL_PDFS = 16  # from this many PDFs, worker processes make them (each starts in ~1 s)
+
+
 def pdf_bytes(html: str) -> bytes:
     try:
         from weasyprint import HTML  # the optional extra `pdf`
@@ -314,6 +319,22 @@ def pdf_bytes(html: str) -> bytes:
         message = "PDF needs WeasyPrint: pip install 'pricing-as-code[pdf]'"
         raise RenderError(message) from exc
     return bytes(HTML(string=html).write_pdf())
+
+
+def pdfs(htmls: Sequence[str], workers: int = 1) -> Iterator[bytes]:
+    """Each HTML document as PDF bytes, in order. WeasyPrint takes about 0.2 s a page of our
+    invoices, in Python: with `workers` > 1 and `PARALLEL_PDFS` documents or more, that many
+    processes make them (started fresh — a fork of a process running Polars' threads could
+    hang — so a script calling this must guard its main code with `if __name__ ==
+    "__main__":`, as Python's multiprocessing requires; the command line does). The bytes are the
+    same either way."""
+    workers = min(workers, len(htmls) // (PARALLEL_PDFS // 2) or 1)
+    if len(htmls) < PARALLEL_PDFS or workers < 2:
+        yield from map(pdf_bytes, htmls)
+        return
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+        yield from pool.map(pdf_bytes, htmls, chunksize=4)
 
 
 # --- a run's documents ------------------------------------------------------------------------
@@ -325,25 +346,31 @@ def render_run(
     as_of: datetime,
     out: Path,
     formats: Sequence[str],
+    pdf_workers: int = 1,
 ) -> dict[str, int]:
     """Render every invoice into `out/<format>/<invoice id>.<format>`, each file written
-    atomically. Returns how many documents of each format were written."""
+    atomically; PDFs by `pdf_workers` processes when there are many (`pdfs`). Returns how many
+    documents of each format were written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise RenderError(f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
     kinds = {f: ("html" if f == "pdf" else f) for f in formats}
     envs = {kind: environment(project.root, kind) for kind in set(kinds.values())}
     written = dict.fromkeys(formats, 0)
+    for_pdf: list[tuple[Path, str]] = []  # made all at once, in parallel when there are many
     for invoice in invoices:
         doc = document(invoice, project, as_of)
         texts = {kind: render_text(env, TEMPLATES[kind], doc) for kind, env in envs.items()}
         for fmt in formats:
             target = out / fmt / f"{doc.id}.{fmt}"
             if fmt == "pdf":
-                write_bytes_atomic(target, pdf_bytes(texts["html"]))
+                for_pdf.append((target, texts["html"]))
             else:
                 write_text_atomic(target, texts[kinds[fmt]])
-            written[fmt] += 1
+                written[fmt] += 1
+    for (target, _), data in zip(for_pdf, pdfs([html for _, html in for_pdf], pdf_workers), strict=True):
+        write_bytes_atomic(target, data)
+        written["pdf"] += 1
     return written
 
 
@@ -376,9 +403,12 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunFolder:
 
 
 def render(
-    project: Project, run_dir: str | os.PathLike[str], formats: Sequence[str] = ("html", "md", "txt")
+    project: Project,
+    run_dir: str | os.PathLike[str],
+    formats: Sequence[str] = ("html", "md", "txt"),
+    pdf_workers: int = 1,
 ) -> dict[str, int]:
     """Render the run written in `run_dir` (invoices.jsonl, run.json) into
     `run_dir/<format>/<invoice id>.<format>`; the issue date is the run's `--as-of`."""
     run = read_run(run_dir)
-    return render_run(project, run.invoices, run.as_of, Path(run_dir), formats)
+    return render_run(project, run.invoices, run.as_of, Path(run_dir), formats, pdf_workers)
