@@ -275,13 +275,14 @@ def usage(
     project = _load(spec)
     lo, hi = _start_end(start, end, project)
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
+    plan = compile_plan(project)
     try:
-        compile_plan(project).measures(groups)
+        plan.measures(groups)  # a --group-by name no metric groups by, before reading any event
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--group-by") from exc
     with _progress("metering events…"):
         result = _guard(
-            lambda: compile_plan(project).usage(events, lo, hi, window, groups, engine, strategy, dedup),
+            lambda: plan.usage(events, lo, hi, window, groups, engine, strategy, dedup),
             spec,
         )
     _write_usage(result, fmt, out)

@@ -250,8 +250,7 @@ def _csv_records(path: Path) -> pl.LazyFrame:
                 if len(record) > len(header):
                     rows.append([*unread, f"{len(record)} cells where the header has {len(header)}"])
                 else:
-                    rows.append([record[i] if i < len(record) else None for i in first.values()])
-                    rows[-1].append(None)
+                    rows.append([*(record[i] if i < len(record) else None for i in first.values()), None])
             if len(rows) == CSV_CHUNK:
                 flush()
         flush()
