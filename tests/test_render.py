@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 import pricing
 from pricing.cli import main
+from pricing.render import documents
 from pricing.render.documents import PARALLEL_PDFS, Formatter, pdfs, render_run
 from tests.conftest import CASES, REPO, assert_golden
 
@@ -277,12 +278,22 @@ def test_a_300_line_invoice_prints_on_the_expected_pages(tmp_path: Path) -> None
     assert len(pages) == 9
 
 
-def test_many_pdfs_are_made_by_worker_processes_with_the_same_bytes() -> None:
+def test_many_pdfs_are_made_by_worker_processes_with_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """From PARALLEL_PDFS documents, `pdfs` hands them to processes (two here); the PDFs come back
     in order and byte for byte as one process makes them."""
+    pools: list[int | None] = []
+
+    class Pool(documents.ProcessPoolExecutor):  # the real pool, counted
+        def __init__(self, max_workers: int | None = None, **kwargs: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr(documents, "ProcessPoolExecutor", Pool)
     htmls = [f"<html><body><h1>Invoice {i}</h1><p>{'x' * i}</p></body></html>" for i in range(PARALLEL_PDFS)]
     alone = list(pdfs(htmls))
+    assert pools == []
     assert list(pdfs(htmls, workers=2)) == alone
+    assert pools == [2]
     assert len(set(alone)) == PARALLEL_PDFS
     assert all(pdf.startswith(b"%PDF-") for pdf in alone)
 
