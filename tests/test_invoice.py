@@ -21,6 +21,7 @@ from pricing.cli import main
 from pricing.engine.invoices import InvoiceRun
 from pricing.engine.lines import RatingError
 from pricing.engine.plan import compile
+from pricing.money import text
 
 MARCH = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
 
@@ -208,6 +209,50 @@ def test_rate_change_mid_period_continues_tiers(tmp_path: Path) -> None:
     ]
 
 
+def test_usage_that_goes_down_is_credited_back_on_the_tiers(tmp_path: Path) -> None:
+    """Metronome credits usage that goes down (a negative quantity) back. Tiers [5 free, rest
+    at 100], a rate change on the 16th to [5 free, rest at 80] (tiers continue). Before: 12
+    units, F_A(12) = 700. After: −9 units, F_B(3) − F_B(12) = 0 − 560 = −560 (tier 2 gives back
+    7 units at 80, tier 1 two units at 0). The invoice: 140 for the 3 units used in all."""
+    rates = "\n".join(
+        [
+            "      - {product: units, starting_at: 2026-01-01, ending_before: 2026-03-16, rate_type: TIERED, tiers: [{size: 5, price: 0}, {price: 100}]}",
+            "      - {product: units, starting_at: 2026-03-16, rate_type: TIERED, tiers: [{size: 5, price: 0}, {price: 80}]}",
+        ]
+    )
+    unit = {"event_type": "unit", "properties": {"region": "eu"}}
+    events = [
+        {**unit, "timestamp": "2026-03-02T00:00:00Z", "properties": {"region": "eu", "n": "12"}},
+        {**unit, "timestamp": "2026-03-20T00:00:00Z", "properties": {"region": "eu", "n": "-10"}},
+        {**unit, "timestamp": "2026-03-21T00:00:00Z", "properties": {"region": "eu", "n": "1"}},
+    ]
+    invoice = usage_invoice(run(tmp_path, contract(rates), events))
+    lines = invoice["line_items"]
+    assert [(x["starting_at"], x["quantity"], x["total"]) for x in lines] == [
+        ("2026-03-01T00:00:00Z", "12", "700"),
+        ("2026-03-16T00:00:00Z", "-9", "-560"),
+    ]
+    assert [(t["level"], t["quantity"], t["subtotal"]) for t in lines[1]["tiers"]] == [
+        (1, "-2", "0"),
+        (2, "-7", "-560"),
+    ]
+    assert invoice["total"] == "140"
+
+
+def test_a_negative_quantity_at_a_flat_volume_or_package_price(tmp_path: Path) -> None:
+    """−3 units in the period: FLAT 100 → −300; VOLUME [10 at 7, rest at 5] → the total −3
+    stays in the first tier, −21; PACKAGE of 2 at 50 → ⌈−3/2⌉ − ⌈0/2⌉ = −1 package, −50."""
+    events = [{"event_type": "unit", "properties": {"region": "eu", "n": "-3"}}]
+    for rate, total in [
+        ("rate_type: FLAT, price: 100", "-300"),
+        ("rate_type: VOLUME, tiers: [{size: 10, price: 7}, {price: 5}]", "-21"),
+        ("rate_type: PACKAGE, price: 50, package_size: 2", "-50"),
+    ]:
+        spec = contract(f"      - {{product: units, starting_at: 2026-01-01, {rate}}}")
+        result = run(tmp_path / rate.split(",")[0][11:], spec, events)
+        assert totals(usage_invoice(result)) == [("units", total)]
+
+
 FLAT_CALLS = "      - {product: calls, starting_at: 2026-01-01, rate_type: FLAT, price: 100}"
 
 
@@ -384,14 +429,14 @@ def test_quantity_conversion_then_rounding(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("method", "expected"),
     [  # tokens 1,235,000 / 2,345,001 / -1,235,000 / 1,230,000 ÷ 1,000,000 → 2 places, × 100 cents
-        ("ROUND_HALF_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "0"), ("1.23", "123")]),
-        ("ROUND_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "0"), ("1.23", "123")]),
-        ("ROUND_DOWN", [("1.23", "123"), ("2.34", "234"), ("-1.23", "0"), ("1.23", "123")]),
+        ("ROUND_HALF_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "-124"), ("1.23", "123")]),
+        ("ROUND_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "-124"), ("1.23", "123")]),
+        ("ROUND_DOWN", [("1.23", "123"), ("2.34", "234"), ("-1.23", "-123"), ("1.23", "123")]),
     ],
 )
 def test_quantity_rounding_methods(tmp_path: Path, method: str, expected: list[tuple[str, str]]) -> None:
     """Half up and up go away from zero, down toward it; an exact value stays. A negative
-    quantity is charged nothing (no units are used)."""
+    quantity (usage that went down) is credited back: F(q) − F(0) at a FLAT price is q × price."""
     conversion = "    quantity_conversion: {conversion_factor: 1000000, operation: DIVIDE}\n"
     rounding = f"    quantity_rounding: {{decimal_places: 2, rounding_method: {method}}}\n"
     base = BASE.replace(conversion, conversion + rounding)
@@ -533,6 +578,45 @@ def test_postpaid_commit_true_up(tmp_path: Path) -> None:
         ("true_up", "1000"),
     ]
     assert invoice["total"] == "2000"
+
+
+def test_usage_that_goes_down_counts_against_commits_as_net_usage(tmp_path: Path) -> None:
+    """Units at FLAT 100: 15 in March (1,500), −5.6 in April (−560: usage went down). A 1,000
+    minimum over March and April is met by net usage 940 less 60: April's true-up is 60 (the
+    minimum was exceeded in March, by 500, and April gave 560 back). A 1,200 prepaid commit over
+    the two months pays March's 1,500 up to 1,200 and nothing of April's credit."""
+    flat = "      - {product: units, starting_at: 2026-01-01, rate_type: FLAT, price: 100}"
+    schedule = "[{amount: %s, starting_at: 2026-03-01, ending_before: 2026-05-01}]"
+    extra = f"""    commits:
+      - {{product: prepaid, type: POSTPAID, access_schedule: {schedule % 1000}}}
+"""
+    events = [
+        {
+            "event_type": "unit",
+            "timestamp": "2026-03-05T00:00:00Z",
+            "properties": {"region": "eu", "n": "15"},
+        },
+        {
+            "event_type": "unit",
+            "timestamp": "2026-04-05T00:00:00Z",
+            "properties": {"region": "eu", "n": "-5.6"},
+        },
+    ]
+    two_months = (MARCH[0], datetime(2026, 5, 1, tzinfo=UTC))
+    result = run(tmp_path / "postpaid", contract(flat, extra), events, period=two_months)
+    assert [[(x["type"], x["total"]) for x in i.as_dict()["line_items"]] for i in result.invoices] == [
+        [("usage", "1500")],
+        [("usage", "-560"), ("true_up", "60")],
+    ]
+    assert [text(left) for _, left in result.balances] == ["60"]
+    extra = extra.replace("POSTPAID", "PREPAID").replace("1000", "1200")
+    result = run(tmp_path / "prepaid", contract(flat, extra), events, period=two_months)
+    usage = [
+        [(x["type"], x["total"]) for x in i.as_dict()["line_items"]]
+        for i in result.invoices
+        if i.type == "USAGE"
+    ]
+    assert usage == [[("usage", "1500"), ("applied", "-1200")], [("usage", "-560")]]
 
 
 def test_scheduled_charges_and_status(tmp_path: Path) -> None:

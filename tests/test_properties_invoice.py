@@ -47,7 +47,7 @@ def make_price(kind: str, tiers: list[tuple[Decimal | None, Decimal]], package: 
 
 
 def unit_price(tiers: list[tuple[Decimal | None, Decimal]], unit: int) -> Decimal:
-    """The price of the unit-th unit (0-based), walking the tiers."""
+    """The price of the unit-th unit (0-based; below zero, the first tier's), walking the tiers."""
     start = 0
     for size, price in tiers:
         if size is None or unit < start + size:
@@ -59,11 +59,14 @@ def unit_price(tiers: list[tuple[Decimal | None, Decimal]], unit: int) -> Decima
 def reference_total(
     kind: str, tiers: list[tuple[Decimal | None, Decimal]], package: int, used: int, q: int
 ) -> Decimal:
-    """Charges of units used+1 … used+q, written the slow, obvious way."""
+    """Charges of units used+1 … used+q, written the slow, obvious way: F(used + q) − F(used),
+    so a negative q gives back units used+q+1 … used (units at or below zero cost the first
+    tier's price)."""
     if kind == "FLAT":
         return tiers[0][1] * q
     if kind == "TIERED":
-        return sum((unit_price(tiers, u) for u in range(used, used + q)), Decimal(0))
+        lo, hi = sorted((used, used + q))
+        return (1 if q >= 0 else -1) * sum((unit_price(tiers, u) for u in range(lo, hi)), Decimal(0))
     if kind == "VOLUME":  # all q units at the price of the tier holding the last unit
         return unit_price(tiers, used + q - 1) * q if q else Decimal(0)
     started = -(-(used + q) // package) - -(-used // package)  # packages started by these units
@@ -75,8 +78,8 @@ def reference_total(
     kind=st.sampled_from(["FLAT", "TIERED", "VOLUME", "PACKAGE"]),
     tiers=tier_lists,
     package=st.integers(min_value=1, max_value=7),
-    used=st.integers(min_value=0, max_value=20),
-    q=st.integers(min_value=0, max_value=20),
+    used=st.integers(min_value=-20, max_value=20),
+    q=st.integers(min_value=-20, max_value=20),
 )
 def test_charge_equals_the_unit_by_unit_reference(
     kind: str, tiers: list[tuple[Decimal | None, Decimal]], package: int, used: int, q: int
@@ -91,7 +94,7 @@ def test_charge_equals_the_unit_by_unit_reference(
 
 
 @settings(max_examples=200, deadline=None)
-@given(tiers=tier_lists, a=st.integers(min_value=0, max_value=30), b=st.integers(min_value=0, max_value=30))
+@given(tiers=tier_lists, a=st.integers(min_value=-30, max_value=30), b=st.integers(min_value=-30, max_value=30))
 def test_more_usage_never_lowers_a_graduated_charge(
     tiers: list[tuple[Decimal | None, Decimal]], a: int, b: int
 ) -> None:
@@ -105,7 +108,7 @@ def test_more_usage_never_lowers_a_graduated_charge(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    tiers=tier_lists, used=st.integers(min_value=0, max_value=20), q=st.integers(min_value=0, max_value=20)
+    tiers=tier_lists, used=st.integers(min_value=-20, max_value=20), q=st.integers(min_value=-20, max_value=20)
 )
 def test_a_split_segment_costs_the_same(
     tiers: list[tuple[Decimal | None, Decimal]], used: int, q: int
@@ -117,7 +120,7 @@ def test_a_split_segment_costs_the_same(
     assert first + charge(price, NO_MULTIPLIER, Decimal(used), Decimal(q)).amount == whole
 
 
-quantities = st.integers(min_value=0, max_value=2000).map(lambda n: Decimal(n) / 100)
+quantities = st.integers(min_value=-2000, max_value=2000).map(lambda n: Decimal(n) / 100)
 multiplier_tiers = st.lists(
     st.tuples(
         st.integers(min_value=1, max_value=6).map(Decimal),
@@ -323,7 +326,7 @@ def _tiers_yaml(tiers: list[tuple[Decimal | None, Decimal]]) -> str:
 @settings(max_examples=30, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(st.integers(min_value=1, max_value=31), st.decimals(min_value=0, max_value=50, places=2)),
+        st.tuples(st.integers(min_value=1, max_value=31), st.decimals(min_value=-20, max_value=50, places=2)),
         max_size=20,
     ),
     before=fractional_tiers,

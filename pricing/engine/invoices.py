@@ -194,8 +194,8 @@ def apply_balances(
     balance: dict[BalanceKey, Decimal],
 ) -> list[Invoice]:
     """Draw commits and credits down over the contract's usage invoices, in period order.
-    `balance` holds what is left of each access segment (of a POSTPAID commit: of its minimum);
-    it is updated in place."""
+    `balance` holds what is left of each access segment (of a POSTPAID commit: of its minimum,
+    less than zero while net usage exceeds it); it is updated in place."""
     keyed = list(balance_keys(contract))
     ranked = _commit_order(project, [*contract.commits, *contract.credits])
     order = {id(item): rank for rank, item in enumerate(ranked)}
@@ -215,8 +215,8 @@ def apply_balances(
             ]
             due = sum((owed[i] for i in payable), ZERO)
             span = (max(segment.starting_at, invoice.start), min(segment.ending_before, invoice.end))
-            if item.type is ir.CommitType.POSTPAID:
-                balance[key] = max(ZERO, balance[key] - due)
+            if item.type is ir.CommitType.POSTPAID:  # net usage counts: it may go down
+                balance[key] -= due
                 if invoice.start < segment.ending_before <= invoice.end and balance[key] > 0:
                     shortfall = round_to(balance[key], 0, rounding)
                     extra.append(_balance_line(item, "true_up", shortfall, span, project))
@@ -226,8 +226,8 @@ def apply_balances(
                 continue
             balance[key] -= take
             left = take
-            for i in payable:
-                paid = min(left, owed[i])
+            for i in payable:  # the lines still owed (a credited line pays nothing back)
+                paid = max(ZERO, min(left, owed[i]))
                 owed[i] -= paid
                 left -= paid
             extra.append(_balance_line(item, "applied", -take, span, project))

@@ -53,9 +53,10 @@ from pricing.engine.rate import (
     segments,
     settle,
     terms,
+    unit_price_only,
 )
 from pricing.frames import decimal_literal, python_values, rows_frame
-from pricing.money import round_to
+from pricing.money import ARITHMETIC, round_to
 
 PeriodKey = tuple[str, datetime]  # contract id, period start
 
@@ -326,21 +327,35 @@ def split_charges(
 ) -> Iterator[tuple[tuple[Any, ...], Decimal, Charge]]:
     """Lines charged at once: each row (its `keys`, `quantity`, `_used` — the quantity its period
     and group used before it — and `_term`, an index into `catalog`) is split in Polars into
-    its overlap with each piece of its price (VOLUME: the pieces of the tier that `_used` +
-    `quantity` reaches); the money of each overlap is then exact Decimal (`rate.settle`).
-    Yields (keys, quantity, charge) in the order of the keys."""
+    the part of each piece of its price that it spans (`rate.spanned`; VOLUME: the pieces of
+    the tier that `_used` + `quantity` reaches); the money of each part is then exact Decimal
+    (`rate.settle`). A line whose price is one price per unit (`rate.unit_price_only`) needs no
+    split: it costs quantity × unit price. Yields (keys, quantity, charge) in the order of the
+    keys."""
     pieces_of = [price_pieces(t.price, t.multipliers) for t in catalog]
+    per_unit = [unit_price_only(t.price, t.multipliers) for t in catalog]
     pieces = rows_frame(
         [
-            (term, i, p.level, p.lo, p.hi, p.reach_above, p.reach_to)
-            for term, own in enumerate(pieces_of)
+            (
+                term,
+                i,
+                p.level,
+                t.price.rate_type is ir.RateType.PACKAGE,
+                p.lo,
+                p.hi,
+                p.reach_above,
+                p.reach_to,
+            )
+            for term, (t, own) in enumerate(zip(catalog, pieces_of, strict=True))
+            if per_unit[term] is None
             for i, p in enumerate(own)
         ],
-        {"_term": pl.UInt32(), "_piece": pl.UInt32(), "_level": pl.UInt32()}
+        {"_term": pl.UInt32(), "_piece": pl.UInt32(), "_level": pl.UInt32(), "_package": pl.Boolean()}
         | dict.fromkeys(("_lo", "_hi", "_above", "_to"), QUANTITY),
     )
     lines = rows.sort(keys).with_row_index("_line").collect()
-    end = pl.col("_used") + pl.col("quantity")
+    used, end = pl.col("_used"), pl.col("_used") + pl.col("quantity")
+    start, stop = pl.min_horizontal(used, end), pl.max_horizontal(used, end)  # rate.spanned
     overlaps = (
         lines.lazy()
         .join(pieces.lazy(), on="_term")
@@ -348,26 +363,34 @@ def split_charges(
             (pl.col("_above").is_null() | (end > pl.col("_above")))
             & (pl.col("_to").is_null() | (end <= pl.col("_to")))
         )
+        # the first piece reaches down below zero, the last up without end
+        .with_columns(
+            pl.when(pl.col("_lo") == 0).then(start).otherwise(pl.max_horizontal(start, "_lo")).alias("_from")
+        )
         .select(
             "_line",
-            "_term",
             "_piece",
-            pl.max_horizontal("_used", "_lo").alias("_from"),
-            pl.min_horizontal(end, "_hi").alias("_upto"),
+            pl.when("_package").then("_from").alias("_from"),  # (only PACKAGE prices need it)
+            (pl.min_horizontal(stop, "_hi") - pl.col("_from")).alias("_width"),
             "_level",
         )
-        # the pieces a line uses, and the first of its price (its unit price when it has one)
-        .filter((pl.col("_upto") > pl.col("_from")) | (pl.col("_level") == 1))
+        # the pieces a line spans, and the first of its price (its unit price when it has one)
+        .filter((pl.col("_width") > 0) | (pl.col("_level") == 1))
         .sort("_line", "_piece")
         .drop("_level")
         .collect()
     )
-    key_values = list(zip(*(python_values(lines.get_column(k)) for k in keys), strict=True))
+    key_values = zip(*(python_values(lines.get_column(k)) for k in keys), strict=True)
     quantities = python_values(lines.get_column("quantity"))
-    parts = zip(*(python_values(c) for c in overlaps.iter_columns()), strict=True)
-    for line, items in groupby(parts, key=itemgetter(0)):
-        used = list(items)
-        term = used[0][1]
-        split = [(pieces_of[term][piece], lo, hi) for _, _, piece, lo, hi in used]
+    terms = lines.get_column("_term").to_list()
+    split = groupby(zip(*(python_values(c) for c in overlaps.iter_columns()), strict=True), itemgetter(0))
+    for line, (key, quantity, term) in enumerate(zip(key_values, quantities, terms, strict=True)):
+        unit = per_unit[term]
+        if unit is not None:
+            yield key, quantity, Charge(ARITHMETIC.multiply(quantity, unit), unit, ())
+            continue
+        at, parts = next(split)
+        assert at == line, "every line that is split has its first piece"
         price, multipliers = catalog[term].price, catalog[term].multipliers
-        yield key_values[line], quantities[line], settle(price, multipliers, quantities[line], split)
+        spans = [(pieces_of[term][piece], start, width) for _, piece, start, width in parts]
+        yield key, quantity, settle(price, multipliers, quantity, spans)

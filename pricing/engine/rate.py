@@ -276,16 +276,39 @@ class Charge:
     tiers: tuple[TierPiece, ...]
 
 
-Overlap = tuple[PricePiece, Decimal, Decimal]  # a piece and the part [from, to) of it a line uses
+# A piece of a line's price and the line's span in it: where the span starts (needed for
+# PACKAGE prices only) and how much of the piece it covers (nothing when not above zero).
+Overlap = tuple[PricePiece, Decimal | None, Decimal]
+
+
+def spanned(used: Decimal, quantity: Decimal) -> tuple[Decimal, Decimal]:
+    """The quantities [from, to) of the period a line spans: [used, used + q), or for a negative
+    quantity (usage that went down) the range it gives back, [used + q, used)."""
+    end = used + quantity
+    return (end, used) if quantity < 0 else (used, end)
+
+
+def unit_price_only(price: ir.Price, multipliers: Multipliers) -> Decimal | None:
+    """The one unit price of a price that charges every unit the same and shows no tier
+    breakdown (FLAT, SUBSCRIPTION, PERCENTAGE without a tiered override), else None: such a
+    line costs quantity × unit price, whatever was used before it."""
+    pieces = price_pieces(price, multipliers)
+    simple = price.rate_type not in (ir.RateType.PACKAGE, ir.RateType.TIERED, ir.RateType.VOLUME)
+    return pieces[0].unit if simple and len(pieces) == 1 else None
 
 
 def settle(
     price: ir.Price, multipliers: Multipliers, quantity: Decimal, overlaps: Sequence[Overlap]
 ) -> Charge:
-    """The exact charge of a line of `quantity` units, from its overlap with each piece of its
-    price (for VOLUME, the pieces of the tier the period total reaches): the money is worked out
-    here, in Decimal, on these per-line results."""
+    """The exact charge of a line of `quantity` units, F(used + q) − F(used), from its span in
+    each piece of its price (for VOLUME, the pieces of the tier the period total reaches; the
+    first piece reaches down below zero, the last up without end): a negative quantity is
+    charged the negation of what its span (`spanned`) costs. The money is worked out here, in
+    Decimal, on these per-line results."""
+    negative = quantity < 0
     tiered_override = len(multipliers) > 1
+    first = overlaps[0][0]
+    spans = [(p, start, width) for p, start, width in overlaps if width > 0]
     with localcontext(ARITHMETIC):
         if price.rate_type is ir.RateType.PACKAGE:
             block = _given(price.package_size)
@@ -293,19 +316,23 @@ def settle(
             def packages(x: Decimal) -> Decimal:
                 return (x / block).to_integral_value(ROUND_CEILING)
 
-            amount = sum((p.unit * (packages(hi) - packages(lo)) for p, lo, hi in overlaps if hi > lo), ZERO)
-            return Charge(amount, None if tiered_override else overlaps[0][0].unit, ())
-        first = overlaps[0][0]
-        if price.rate_type is ir.RateType.TIERED or tiered_override:  # a breakdown by tier
-            tiers = tuple(
-                TierPiece(
-                    p.level, p.lo, None if p.hi is None else p.hi - p.lo, hi - lo, p.unit, (hi - lo) * p.unit
-                )
-                for p, lo, hi in overlaps
-                if hi > lo
+            amount = sum(
+                (
+                    p.unit * (packages(_given(start) + width) - packages(_given(start)))
+                    for p, start, width in spans
+                ),
+                ZERO,
             )
-            return Charge(sum((t.subtotal for t in tiers), ZERO), None, tiers)
-        amount = sum(((hi - lo) * p.unit for p, lo, hi in overlaps if hi > lo), ZERO)
+            return Charge(-amount if negative else amount, None if tiered_override else first.unit, ())
+        if price.rate_type is ir.RateType.TIERED or tiered_override:  # a breakdown by tier
+            tiers = []
+            for p, _, width in spans:
+                units = -width if negative else width
+                size = None if p.hi is None else p.hi - p.lo
+                tiers.append(TierPiece(p.level, p.lo, size, units, p.unit, units * p.unit))
+            return Charge(sum((t.subtotal for t in tiers), ZERO), None, tuple(tiers))
+        amount = sum((width * p.unit for p, _, width in spans), ZERO)
+        amount = -amount if negative else amount
         if first.volume_level is not None:  # the one tier the period total reaches
             lo = first.reach_above or ZERO
             size = None if first.reach_to is None else first.reach_to - lo
@@ -320,12 +347,12 @@ def charge(price: ir.Price, multipliers: Multipliers, used: Decimal, quantity: D
     """The exact charge of quantities [used, used + quantity) of a period, one line at a time:
     subscriptions and composites. Usage lines are split into pieces in Polars, all at once
     (`pricing.engine.lines`); a property test holds the two equal."""
-    end = used + quantity
-    overlaps = [
-        (p, max(used, p.lo), end if p.hi is None else min(p.hi, end))
-        for p in price_pieces(price, multipliers)
-        if p.applies(end)
-    ]
+    lo, hi = spanned(used, quantity)
+    overlaps = []
+    for p in price_pieces(price, multipliers):
+        if p.applies(used + quantity):
+            start = lo if p.lo == 0 else max(lo, p.lo)
+            overlaps.append((p, start, (hi if p.hi is None else min(p.hi, hi)) - start))
     return settle(price, multipliers, quantity, overlaps)
 
 
