@@ -378,7 +378,7 @@ def build_invoices(
     timezone = ZoneInfo(project.manifest.timezone)
     rounding = project.manifest.rounding.value
     periods = calendar.periods()
-    billing_of = {c: products_billing(project, project.contracts[c]) for c in {c for c, _ in periods}}
+    billing_of = products_billing(project, sorted({c for c, _ in periods}))
     billed = {c: frozenset(p.id for ps in billing.values() for p in ps) for c, billing in billing_of.items()}
     # progress: the usage products rated, then the periods' invoices assembled
     products_done = None if progress is None else (lambda done, total: progress(done, total + len(periods)))

@@ -462,13 +462,28 @@ def composite_lines(
     return lines
 
 
-def products_billing(project: Project, contract: ir.Contract) -> Mapping[str, tuple[ir.Product, ...]]:
-    """For each metric, the usage products of the contract that bill it: those with a rate on
-    the card or an override naming them."""
-    card = project.rate_cards[contract.rate_card.id]
-    named = {r.product.id for r in card.rates} | {o.product.id for o in contract.overrides if o.product}
-    billing: dict[str, list[ir.Product]] = {}
-    for product in sorted(project.products.values(), key=lambda p: p.id):
-        if product.type is ir.ProductType.USAGE and product.billable_metric and product.id in named:
-            billing.setdefault(product.billable_metric.id, []).append(product)
-    return {k: tuple(v) for k, v in billing.items()}
+def products_billing(
+    project: Project, contract_ids: Iterable[str]
+) -> dict[str, Mapping[str, tuple[ir.Product, ...]]]:
+    """For each contract, for each metric, the usage products of the contract that bill it:
+    those with a rate on its card or an override naming them (worked out once per card and
+    set of products named by overrides: contracts that share both share the mapping)."""
+    usage = [
+        p
+        for p in sorted(project.products.values(), key=lambda p: p.id)
+        if p.type is ir.ProductType.USAGE and p.billable_metric is not None
+    ]
+    shared: dict[tuple[str, frozenset[str]], Mapping[str, tuple[ir.Product, ...]]] = {}
+    result = {}
+    for contract_id in contract_ids:
+        contract = project.contracts[contract_id]
+        key = (contract.rate_card.id, frozenset(o.product.id for o in contract.overrides if o.product))
+        if key not in shared:
+            named = {r.product.id for r in project.rate_cards[key[0]].rates} | key[1]
+            billing: dict[str, list[ir.Product]] = {}
+            for product in usage:
+                if product.id in named and product.billable_metric is not None:
+                    billing.setdefault(product.billable_metric.id, []).append(product)
+            shared[key] = {k: tuple(v) for k, v in billing.items()}
+        result[contract_id] = shared[key]
+    return result
