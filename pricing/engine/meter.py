@@ -967,7 +967,7 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
 def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     """The usage table of the plan's measures, derived from the (small) pre-aggregated table."""
     rated, ledger = collect_meter(plan)
-    parts = [aggregate(rated.lazy(), m.metric, _KEYS, m.group).collect() for m in plan.measures]
+    parts = pl.collect_all([aggregate(rated.lazy(), m.metric, _KEYS, m.group) for m in plan.measures])
     schema = {c: (QUANTITY if c == "quantity" else rated.schema.get(c, pl.String)) for c in USAGE_COLUMNS}
     usage = (
         pl.concat(parts, how="vertical_relaxed").select(USAGE_COLUMNS)
