@@ -55,3 +55,27 @@ def test_by_hand() -> None:
     assert rows_frame([], SCHEMA).schema == pl.Schema(SCHEMA)
     tiny = pl.select(decimal_literal(Decimal("0.00005"), QUANTITY)).item()
     assert tiny == Decimal("0.00005")
+
+
+@given(
+    st.lists(
+        st.none()
+        | st.datetimes(
+            min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+        ),
+        max_size=10,
+    ),
+    st.sampled_from(["ns", "us", "ms"]),
+    st.sampled_from(["UTC", "Europe/Paris", "America/New_York", None]),
+)
+def test_instants_equal_polars_own_in_every_unit_and_zone(
+    drawn: list[datetime | None], unit: str, zone: str | None
+) -> None:
+    """Instants go in and out through the integers a datetime type holds: the same values (and
+    the same Python objects: naive without a zone, else in the zone) as Polars' conversions,
+    before 1970 too, and a time unit coarser than Python's (ms) truncated as Polars does."""
+    dtype = pl.Datetime(unit, zone)  # type: ignore[arg-type]
+    values = [v if v is None or zone is not None else v.replace(tzinfo=None) for v in drawn]
+    polars_own = pl.Series("at", values, dtype=dtype)
+    assert rows_frame([(v,) for v in values], {"at": dtype}).get_column("at").equals(polars_own)
+    assert [repr(v) for v in python_values(polars_own)] == [repr(v) for v in polars_own.to_list()]
