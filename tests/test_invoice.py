@@ -619,6 +619,28 @@ def test_usage_that_goes_down_counts_against_commits_as_net_usage(tmp_path: Path
     assert usage == [[("usage", "1500"), ("applied", "-1200")], [("usage", "-560")]]
 
 
+def test_commits_pay_nothing_back_to_a_credited_line(tmp_path: Path) -> None:
+    """Calls 7 × 100 = 700 and units −5.6 × 100 = −560 (usage that went down) in March: 140 is
+    owed. A credit of 300 (priority 1) pays 140 of the calls line; a commit of 1,000 (priority
+    2) then finds nothing owed — the credited units line is not a debt it could pay — and the
+    invoice comes to 0."""
+    rates = FLAT_CALLS + "\n      - {product: units, starting_at: 2026-01-01, rate_type: FLAT, price: 100}"
+    march = "starting_at: 2026-03-01, ending_before: 2026-04-01"
+    extra = f"""    credits:
+      - {{name: Launch credit, product: prepaid, priority: 1, access_schedule: [{{amount: 300, {march}}}]}}
+    commits:
+      - {{product: prepaid, type: PREPAID, priority: 2, access_schedule: [{{amount: 1000, {march}}}]}}
+"""
+    units = {"event_type": "unit", "properties": {"region": "eu", "n": "-5.6"}}
+    invoice = usage_invoice(run(tmp_path, contract(rates, extra), [CALL] * 7 + [units]))
+    assert [(x["type"], x["name"], x["total"]) for x in invoice["line_items"]] == [
+        ("usage", "calls", "700"),
+        ("usage", "units", "-560"),
+        ("applied", "Launch credit", "-140"),
+    ]
+    assert invoice["total"] == "0"
+
+
 def test_scheduled_charges_and_status(tmp_path: Path) -> None:
     """Scheduled charges fall on SCHEDULED invoices at their instants; with --as-of on March 20
     the March 10 one is FINALIZED, the March 25 one and the March period are DRAFT."""
