@@ -338,6 +338,59 @@ def test_project_timezone_and_dst(tmp_path: Path) -> None:
     assert result.ledger.buckets["outside_run"] == 2
 
 
+TIMESTAMP_FORMS = [  # (as written, the instant it is, or None: unparseable)
+    ("2026-03-10T12:00:00Z", "2026-03-10T12:00:00Z"),
+    ("2026-03-10T12:00:00", "2026-03-10T12:00:00Z"),  # no offset: UTC
+    ("2026-03-10T14:00:00+02:00", "2026-03-10T12:00:00Z"),
+    ("2026-03-10T07:00:00-0500", "2026-03-10T12:00:00Z"),
+    ("2026-03-10 12:00:00.250Z", "2026-03-10T12:00:00.250Z"),  # a space for the T
+    ("2026-03-10t12:00:00z", "2026-03-10T12:00:00Z"),  # RFC 3339 allows either case
+    ("2026-03-10T12:00:00.123456789Z", "2026-03-10T12:00:00.123456Z"),  # to the microsecond
+    (" 2026-03-10T12:00:00Z ", "2026-03-10T12:00:00Z"),
+    ("2026-03-10", "2026-03-10T00:00:00Z"),  # a bare date: midnight UTC
+    ("2026-02-30T12:00:00Z", None),
+    ("10/03/2026 12:00", None),
+    ("2026-03-10T12:00Z", None),  # RFC 3339 has seconds
+    ("yesterday", None),
+]
+
+
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_every_timestamp_is_read_on_its_own(tmp_path: Path, order: str) -> None:
+    """Each value's form is its own: Polars' format inference read a whole column by its first
+    value's format, so after a time without an offset every "Z" time was unparseable (and a
+    bare date first made the others so). Each event is its own group (UNIQUE of its number is 1
+    per window), and the DAY/HOUR windows show the instant read."""
+    forms = TIMESTAMP_FORMS if order == "as listed" else TIMESTAMP_FORMS[::-1]
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Forms\n")
+    (tmp_path / "spec.yaml").write_text(
+        "metrics: {calls: {aggregation_type: COUNT, property_filters: [{name: n, exists: true}],"
+        " group_keys: [[n]]}}\n"
+        "customers: {acme: {}}\nrate_cards: {rc: {rates: []}}\n"
+        "contracts: {c: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}\n"
+    )
+    lines = [
+        json.dumps(
+            {
+                "transaction_id": str(i),
+                "customer_id": "acme",
+                "event_type": "x",
+                "timestamp": written,
+                "properties": {"n": str(i)},
+            }
+        )
+        for i, (written, _) in enumerate(forms)
+    ]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    result = compile(pricing.load(tmp_path)).usage([str(tmp_path / "events.jsonl")], *MARCH, window="HOUR")
+    read = {int(json.loads(r["group_values"])["n"]): r["window_start"] for r in result.rows()}
+    expected = {i: at[:13] + ":00:00Z" for i, (_, at) in enumerate(forms) if at is not None}
+    assert read == expected
+    unparseable = sum(1 for _, at in forms if at is None)
+    assert result.ledger.buckets["invalid"] == unparseable
+    assert {r.reason for r in result.ledger.invalid} == {"unparseable timestamp"}
+
+
 def test_two_contracts_and_a_gap_inside_one_day(tmp_path: Path) -> None:
     """The first contract ends at 06:00 on 10 March, the second starts at 12:00: that UTC day
     holds three pieces of acme's time (two boundaries inside it)."""

@@ -100,9 +100,25 @@ def _number_text(column: pl.Expr, dtype: DType) -> pl.Expr:
     return column.cast(pl.String)
 
 
+RFC_3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"  # an offset: Z, +02:00, +0200 or +02
+WITHOUT_OFFSET = "%Y-%m-%dT%H:%M:%S%.f"  # read as UTC
+DATE = "%Y-%m-%d"  # midnight UTC
+
+
+def _parsed(text: pl.Expr, form: str) -> pl.Expr:
+    return text.str.to_datetime(form, time_zone="UTC", strict=False, time_unit="us")
+
+
 def _timestamp(column: pl.Expr, dtype: DType) -> pl.Expr:
     if dtype == pl.String:
-        return column.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
+        # Each value read on its own (Polars' format inference would read every value of a
+        # column by the first one's format: after a time without an offset, each "Z" was
+        # unparseable). RFC 3339 as written; else with a space for the "T", in either case,
+        # among spaces, without an offset (UTC), or a bare date (midnight UTC).
+        loose = column.str.strip_chars().str.to_uppercase().str.replace(" ", "T", literal=True)
+        exact = _parsed(column, RFC_3339)
+        fallback = pl.coalesce(*(_parsed(loose, form) for form in (RFC_3339, WITHOUT_OFFSET, DATE)))
+        return pl.when(exact.is_not_null()).then(exact).otherwise(fallback)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
             return column.dt.replace_time_zone("UTC").cast(UTC_TIME)
