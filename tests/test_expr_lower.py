@@ -76,6 +76,19 @@ def test_arithmetic_is_exact_and_rounds_products_half_even_at_18_places() -> Non
     assert run("a - b - 1", [ev(a="10", b="2.5")]) == [(Decimal("6.5"), None)]  # left-associative
 
 
+def test_a_value_beyond_18_places_is_rounded_half_even_at_the_18th() -> None:
+    """Quantities hold 18 decimal places: a property written with more is rounded there, half to
+    even, as arithmetic results are (docs/decisions.md)."""
+    values = ["0.1234567890123456785", "0.1234567890123456795", "1e-19", "2.5e-18", "3.5e-18"]
+    assert run("a", [ev(a=v) for v in values]) == [
+        (Decimal("0.123456789012345678"), None),
+        (Decimal("0.12345678901234568"), None),
+        (Decimal(0), None),
+        (Decimal("0.000000000000000002"), None),
+        (Decimal("0.000000000000000004"), None),
+    ]
+
+
 def test_null_propagates_until_coalesce_catches_it() -> None:
     rows = run("a + b", [ev(a="1"), ev(b="2"), ev()])
     assert rows == [(None, None), (None, None), (None, None)]
