@@ -338,6 +338,40 @@ def test_project_timezone_and_dst(tmp_path: Path) -> None:
     assert result.ledger.buckets["outside_run"] == 2
 
 
+@pytest.mark.parametrize("dedup", [WINDOW, PRE_PASS])
+def test_an_empty_required_field_is_missing(tmp_path: Path, dedup: str) -> None:
+    """An empty text in a required field is no value, as an empty CSV cell is: two events with
+    the empty transaction id are both invalid (not one counted and one a duplicate), and so are
+    an empty customer, event type and timestamp. An empty property is a value (NDJSON says so)."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Empty\n")
+    (tmp_path / "spec.yaml").write_text(
+        "metrics: {calls: {aggregation_type: COUNT, property_filters: [{name: user, exists: true}],"
+        " group_keys: [[user]]}}\n"
+        "customers: {acme: {}}\nrate_cards: {rc: {rates: []}}\n"
+        "contracts: {c: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}\n"
+    )
+    good = {"customer_id": "acme", "event_type": "x", "timestamp": "2026-03-10T12:00:00Z"}
+    events = [
+        {**good, "transaction_id": "", "properties": {"user": "a"}},
+        {**good, "transaction_id": "", "properties": {"user": "b"}},
+        {**good, "transaction_id": "1", "customer_id": ""},
+        {**good, "transaction_id": "2", "event_type": ""},
+        {**good, "transaction_id": "3", "timestamp": ""},
+        {**good, "transaction_id": "4", "properties": {"user": ""}},
+    ]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = compile(pricing.load(tmp_path)).usage([str(tmp_path / "events.jsonl")], *MARCH, dedup=dedup)
+    assert [(r.reason, r.row) for r in result.ledger.invalid] == [
+        ("missing transaction_id", 1),
+        ("missing transaction_id", 2),
+        ("missing customer_id", 3),
+        ("missing event_type", 4),
+        ("missing timestamp", 5),
+    ]
+    assert (result.ledger.buckets["rated"], result.ledger.buckets["duplicate"]) == (1, 0)
+    assert [(g, q) for _, _, _, g, q in quantities(result.usage)] == [({"user": ""}, Decimal(1))]
+
+
 TIMESTAMP_FORMS = [  # (as written, the instant it is, or None: unparseable)
     ("2026-03-10T12:00:00Z", "2026-03-10T12:00:00Z"),
     ("2026-03-10T12:00:00", "2026-03-10T12:00:00Z"),  # no offset: UTC

@@ -73,6 +73,12 @@ INVALID_EXAMPLES = 5  # rows shown per invalid reason
 WINDOWS = {"HOUR": "1h", "DAY": "1d", "PERIOD": None}
 
 
+def _missing(field: str) -> pl.Expr:
+    """An event field that is absent, or empty text (an empty id would make every other event
+    with one a duplicate; an empty CSV cell is absent already)."""
+    return pl.col(field).is_null() | (pl.col(field) == "")
+
+
 def _bucket(name: str) -> pl.Expr:
     """A ledger bucket as a row's `_bucket`: an Enum, so that the pre-aggregation groups by a
     small integer rather than by the text (10M events: 2.88 → 2.80 s)."""
@@ -651,11 +657,11 @@ def compile_meter(
     structural = (
         pl.when(pl.col("_malformed").is_not_null())
         .then(pl.col("_malformed"))
-        .when(pl.col("transaction_id").is_null())
+        .when(_missing("transaction_id"))
         .then(pl.lit("missing transaction_id"))
-        .when(pl.col("customer_id").is_null())
+        .when(_missing("customer_id"))
         .then(pl.lit("missing customer_id"))
-        .when(pl.col("event_type").is_null())
+        .when(_missing("event_type"))
         .then(pl.lit("missing event_type"))
         .when(pl.col("_no_timestamp"))
         .then(pl.lit("missing timestamp"))

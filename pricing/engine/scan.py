@@ -128,6 +128,11 @@ def _timestamp(column: pl.Expr, dtype: DType) -> pl.Expr:
     return pl.lit(None, dtype=UTC_TIME)
 
 
+def _absent(column: pl.Expr, dtype: DType) -> pl.Expr:
+    """No value, or empty text."""
+    return column.is_null() | (column == "") if dtype == pl.String else column.is_null()
+
+
 def _json_path(*names: str) -> str:
     """A JSONPath selecting a nested member by exact name (any characters)."""
     return "$" + "".join("[" + json.dumps(name) + "]" for name in names)
@@ -347,7 +352,7 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         pl.col("_row"),
         *(columns[f].cast(pl.String).alias(f) for f in ("transaction_id", "customer_id", "event_type")),
         _timestamp(columns["timestamp"], types["timestamp"]).alias("timestamp"),
-        (columns["timestamp"].is_null()).alias("_no_timestamp"),
+        _absent(columns["timestamp"], types["timestamp"]).alias("_no_timestamp"),
         malformed.alias("_malformed"),
         *(_number_text(props[n], prop_types[n]).alias(PREFIX + n) for n in properties),
     ]
