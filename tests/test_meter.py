@@ -393,8 +393,8 @@ TIMESTAMP_FORMS = [  # (as written, the instant it is, or None: unparseable)
 def test_every_timestamp_is_read_on_its_own(tmp_path: Path, order: str) -> None:
     """Each value's form is its own: Polars' format inference read a whole column by its first
     value's format, so after a time without an offset every "Z" time was unparseable (and a
-    bare date first made the others so). Each event is its own group (UNIQUE of its number is 1
-    per window), and the DAY/HOUR windows show the instant read."""
+    bare date first made the others so). Each event is its own group (a COUNT grouped by its
+    number `n`), and its HOUR window shows the hour of the instant read."""
     forms = TIMESTAMP_FORMS if order == "as listed" else TIMESTAMP_FORMS[::-1]
     (tmp_path / "pricing.yaml").write_text("version: 1\nname: Forms\n")
     (tmp_path / "spec.yaml").write_text(
