@@ -131,17 +131,18 @@ def test_explain_shows_the_pre_pass_and_its_read_of_the_ids() -> None:
     code, out, _ = run("explain", SPECS, "--events", EVENTS, *MARCH, "--dedup", "pre-pass")
     assert code == 0
     assert out.splitlines()[2] == "dedup: pre-pass (chosen with --dedup)"
-    # three queries, one after the other, each with its scan; what one gives the next shows as a frame
+    # three queries, one after the other, each with its scan; what one gives the next shows as a
+    # Series it looks values up in
     queries = out.split("\n\n")[-3:]
     assert [q.splitlines()[0] for q in queries] == [
         "pre-pass 1: the hashes of ids that rows repeat (read from the id column alone):",
-        "pre-pass 2: the ids with those hashes that valid rows repeat:",
-        "metering, with those ids:",
+        "pre-pass 2: the valid rows with those hashes that are not the first of their id:",
+        "metering, with the positions of those rows:",
     ]
     assert [q.count("NDJson SCAN") for q in queries] == [1, 1, 1]
     assert 'SORT BY [col("_hash")]' in queries[0]
-    assert 'DF ["_hash"]' in queries[1]
-    assert 'DF ["transaction_id", "_first"]' in queries[2]
+    assert 'col("transaction_id").hash().is_in([Series[_hash]])' in queries[1]
+    assert 'col("_order").is_in([Series[_order]])' in queries[2]
 
 
 def test_unreadable_event_files_fail_the_run_with_a_message(tmp_path: Path) -> None:

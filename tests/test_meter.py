@@ -634,7 +634,7 @@ def test_the_pre_pass_is_exact_when_ids_share_a_hash(
 ) -> None:
     """The pre-pass's first step finds repeated hashes, not ids: with every id hashing alike
     ("a", "b" and the missing id all 0, or their length), its second step still tells the ids
-    apart — the same buckets as by hand above, and the same first rows."""
+    apart — the same buckets as by hand above, and the same duplicate rows."""
     monkeypatch.setattr(meter, "ID_HASH", hashed)
     root = _dedup_project(tmp_path)
     table, buckets = usage_of(root, [str(root / "events.jsonl")], dedup=PRE_PASS)
@@ -642,13 +642,13 @@ def test_the_pre_pass_is_exact_when_ids_share_a_hash(
     assert {b: n for b, n in buckets.items() if n} == {"rated": 2, "duplicate": 3, "invalid": 2}
     plan = compile(pricing.load(root)).compile_usage([str(root / "events.jsonl")], *MARCH, dedup=PRE_PASS)
     assert plan.repeated is not None
-    assert sorted(plan.repeated.collect("streaming").iter_rows()) == [("a", 2), ("b", 4)]
+    assert sorted(plan.repeated.collect("streaming")) == [3, 5, 6]  # file 0: rows 3, 5 and 6
 
 
 def test_the_pre_pass_hashes_the_id_column_alone(tmp_path: Path) -> None:
     """Its first step hashes every row's id, valid or not, so that it reads one column of a
     Parquet file, not the four that tell whether a row is valid; the second step keeps to the
-    valid rows (the ids found are those above)."""
+    valid rows (the duplicates found are those above)."""
     root = _dedup_project(tmp_path)
     events = root / "events.parquet"
     pl.read_ndjson(root / "events.jsonl").write_parquet(events)
@@ -656,7 +656,7 @@ def test_the_pre_pass_hashes_the_id_column_alone(tmp_path: Path) -> None:
     (_, first), *_ = plan.queries()
     assert "PROJECT 1/" in first.explain()
     assert plan.repeated is not None
-    assert sorted(plan.repeated.collect("streaming").iter_rows()) == [("a", 2), ("b", 4)]
+    assert sorted(plan.repeated.collect("streaming")) == [3, 5, 6]  # file 0: rows 3, 5 and 6
 
 
 def test_the_dedup_is_chosen_by_what_the_window_would_hold(
@@ -698,7 +698,8 @@ def test_the_dedup_is_chosen_by_what_the_window_would_hold(
 
 def test_with_the_pre_pass_the_metering_plan_holds_no_events(tmp_path: Path) -> None:
     """The window is a node that holds every event it is given until it is done; the plan over
-    the pre-pass's ids has none such, and no node that falls back to the in-memory engine."""
+    the duplicates the pre-pass finds has none such, no join (Polars' streaming join held part
+    of every event), and no node that falls back to the in-memory engine."""
     root = _dedup_project(tmp_path)
     plan = compile(pricing.load(root))
     events = [str(root / "events.jsonl")]
@@ -711,12 +712,12 @@ def test_with_the_pre_pass_the_metering_plan_holds_no_events(tmp_path: Path) -> 
     assert "scalar-window" in physical(plan.compile_usage(events, *MARCH, dedup=WINDOW).frame)
     pre_pass = plan.compile_usage(events, *MARCH, dedup=PRE_PASS)
     assert pre_pass.repeated is not None
-    ids = pre_pass.repeated.collect("in-memory")
-    assert sorted(ids.iter_rows()) == [("a", 2), ("b", 4)]  # file 0, rows 2 and 4: the first valid ones
-    over_ids = physical(pre_pass.over_ids(ids.lazy()))
-    assert "scalar-window" not in over_ids
-    # the ids are the plan's one in-memory node: a source, not an in-memory fallback
-    assert set(re.findall(r'label="(in-memory[-\w]*)', over_ids)) == {"in-memory-source"}
+    duplicates = pre_pass.repeated.collect("in-memory")
+    assert sorted(duplicates) == [3, 5, 6]  # file 0, rows 3, 5 and 6: after the first valid ones
+    over_duplicates = physical(pre_pass.over(duplicates))
+    assert "scalar-window" not in over_duplicates
+    assert "join" not in over_duplicates
+    assert not re.findall(r'label="(in-memory[-\w]*)', over_duplicates)
 
 
 def test_verdicts_of_more_metrics_than_a_word_holds(tmp_path: Path) -> None:

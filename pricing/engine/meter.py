@@ -3,16 +3,16 @@
 The plan is one linear pipeline over the events — no branches, so no cached copies — and its
 aggregation uses only reductions that Polars' streaming engine streams (LATEST too: the value at
 the greatest (timestamp, row) key). The dedup's window holds the scanned events until it is
-done; for Parquet from 2M events, or where they would not fit, a pre-pass finds the repeated
-ids instead (by sorting a hash of the ids: 8 bytes per event), and the plan streams in memory
-that grows with the repeated ids, not with the events:
+done; for Parquet from 2M events, or where they would not fit, a pre-pass finds the duplicate
+rows instead (by sorting a hash of the ids: 8 bytes per event), and the plan streams in memory
+that grows with the duplicates, not with the events:
 
 1. scan        every file, in input order, keeping (`_file`, `_row`)
 2. validate    a missing required field or an unparseable timestamp       → invalid
 3. dedup       the first valid row of each `transaction_id` in input order → else duplicate
                (a window over the scan; for Parquet from 2M events and for events too many
-               to hold, the ids that repeat, found by a pre-pass over the id columns, joined:
-               `choose_dedup`, `PrePass`)
+               to hold, the positions of the duplicate rows, found by a pre-pass over the id
+               columns and looked up: `choose_dedup`, `PrePass`)
 4. resolve     the customer behind an id or alias (a lookup)       → else unknown_customer
                the piece of the run's calendar the event lies in: each customer's time cut
                into parts of statement periods and gaps, found by (customer, UTC day) in a
@@ -356,7 +356,6 @@ class MeterPlan:
     every key any metric uses; PER_METRIC: one group per bucket, plus each metric's own groups
     (tagged `_metric`), all from the same scan."""
 
-    frame: pl.LazyFrame
     pieces: pl.DataFrame  # what the frame's `_piece` stands for: customer, contract, period, bounds
     window: str
     files: tuple[EventFile, ...]
@@ -367,25 +366,34 @@ class MeterPlan:
     engine_reason: str
     dedup: str  # WINDOW or PRE_PASS
     dedup_reason: str
-    repeated: PrePass | None  # PRE_PASS: how to find the ids that valid rows repeat
-    over_ids: Callable[[pl.LazyFrame], pl.LazyFrame]  # PRE_PASS: the frame over those ids, collected
+    repeated: PrePass | None  # PRE_PASS: how to find the positions of the duplicate rows
+    # the metering query over the positions of the duplicate rows, or (None) finding them itself
+    # by the window
+    over: Callable[[pl.Series | None], pl.LazyFrame]
+
+    @property
+    def frame(self) -> pl.LazyFrame:
+        """The metering as one query, the duplicates found by the window: a WINDOW run's query."""
+        return self.over(None)
 
     def queries(self) -> list[tuple[str, pl.LazyFrame]]:
         """The Polars queries a run collects, one after the other, each with what it finds; what
-        a query is given from the one before shows as an (empty) in-memory frame."""
+        a query is given from the one before shows as the (empty) Series it looks values up in."""
         if self.repeated is None:
             return [("metering", self.frame)]
         hashes = self.repeated.candidates
-        ids = self.repeated.confirm(_placeholder(hashes))
         return [
             ("pre-pass 1: the hashes of ids that rows repeat (read from the id column alone)", hashes),
-            ("pre-pass 2: the ids with those hashes that valid rows repeat", ids),
-            ("metering, with those ids", self.over_ids(_placeholder(ids))),
+            (
+                "pre-pass 2: the valid rows with those hashes that are not the first of their id",
+                (self.repeated.confirm(_placeholder(HASH))),
+            ),
+            ("metering, with the positions of those rows", self.over(_placeholder(ORDER))),
         ]
 
 
-def _placeholder(query: pl.LazyFrame) -> pl.LazyFrame:
-    return pl.LazyFrame(schema=query.collect_schema())
+def _placeholder(name: str) -> pl.Series:
+    return pl.Series(name, [], pl.UInt64)
 
 
 PRE_AGGREGATED, PER_METRIC = "pre-aggregated", "per-metric"
@@ -503,13 +511,13 @@ def choose_dedup(
 ) -> tuple[str, str]:
     """How duplicates are found. The window (`min` of the valid positions per id, over the one
     scan) holds every scanned event until it is done; the pre-pass reads the ids (and what makes
-    a row invalid) in a pass of its own (`PrePass`: 8 bytes per event), keeps only the ids that
-    valid rows repeat, and joins them to the one scan of the metering plan, which then streams
-    in memory that grows with those ids, not with the events' columns. Parquet gives those few
-    columns alone, and from a few million events the pre-pass measured faster than the window
-    there (collecting the benchmark's events: 1M 0.52 s against 0.43 s, 3M 1.08 s against
-    1.17 s, 10M 3.5–4.2 s against 4.7–6.4 s and half the memory); text files would be parsed
-    more than once (NDJSON, 1M events: 4.0 s against 3.1 s). So: the pre-pass for events too
+    a row invalid) in a pass of its own (`PrePass`: 8 bytes per event), finds the duplicate rows,
+    and the one scan of the metering plan looks their positions up, so it streams in memory
+    that grows with the duplicates, not with the events. Parquet gives those few columns alone,
+    and from a few million events the pre-pass measured faster than the window there
+    (collecting the benchmark's events: 1M 0.37–0.44 s against 0.31–0.33 s, 2M 0.52–0.54 s
+    against 0.56 s, 10M 2.6–2.7 s against 3.6–3.8 s); text files would be parsed more than
+    once (NDJSON, 1M events: 4.0 s against 3.1 s). So: the pre-pass for events too
     many to hold (more than a quarter of the machine's memory) and for Parquet from
     `PARQUET_PRE_PASS` events; the window otherwise."""
     if dedup != "auto":
@@ -530,6 +538,7 @@ def choose_dedup(
 
 
 ID_HASH = pl.col("transaction_id").hash()
+HASH, ORDER = "_hash", "_order"  # a row's id hash; its position in the input (file, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,52 +549,49 @@ class PrePass:
     step finds the hashes that rows repeat — of every row, valid or not, so that it reads the id
     column alone (10M events: 0.37–0.48 → 0.24–0.29 s against hashing the valid rows' ids, which
     reads the four fields that make a row valid); the second reads the valid rows with such a
-    hash and groups them by the ids themselves — exact: a hash shared by two different ids, or
-    by an id's valid and invalid rows, costs a few rows more in the second step, nothing else."""
+    hash and compares the ids themselves — exact: a hash shared by two different ids, or by an
+    id's valid and invalid rows, costs a few rows more in the second step, nothing else. What it
+    finds is the positions of the duplicate rows, which the metering looks up (`is_in` of a set
+    of integers). A join of the events to the repeated ids, the way it was first written, held
+    about 35 bytes of every event in Polars' streaming join (100M events: 8.6 GB and 37 s for
+    the metering query)."""
 
     candidates: pl.LazyFrame  # `_hash`: the hashes of ids that more than one row carries
-    confirm: Callable[[pl.LazyFrame], pl.LazyFrame]  # those hashes → the ids repeated, `_first`
+    confirm: Callable[[pl.Series], pl.LazyFrame]  # those hashes → `_order` of each duplicate row
 
-    def plan(self) -> pl.LazyFrame:
-        """Both steps as one lazy plan (a run collects them one by one: as one plan, Polars
-        would hold the ids it reads for both)."""
-        return self.confirm(self.candidates)
-
-    def collect(self, engine: Any) -> pl.DataFrame:
-        return self.confirm(self.candidates.collect(engine=engine).lazy()).collect(engine=engine)
+    def collect(self, engine: Any) -> pl.Series:
+        """The positions (`_order`) of the duplicate rows."""
+        hashes = self.candidates.collect(engine=engine).get_column(HASH)
+        return self.confirm(hashes).collect(engine=engine).get_column(ORDER)
 
 
-def repeated_ids(events: pl.LazyFrame) -> PrePass:
-    """The pre-pass: each transaction id that more than one valid row carries, with the position
-    of its first (`_first`), found through `ID_HASH`."""
-    valid = events.filter(pl.col("_reason").is_null()).with_columns(ID_HASH.alias("_hash"))
+def duplicate_rows(events: pl.LazyFrame) -> PrePass:
+    """The pre-pass: every valid row whose transaction id an earlier valid row carries (in input
+    order), found through `ID_HASH`."""
+    order = pl.col(ORDER)
 
-    def confirm(candidates: pl.LazyFrame) -> pl.LazyFrame:
+    def confirm(candidates: pl.Series) -> pl.LazyFrame:
         return (
-            valid.join(candidates, on="_hash", how="semi")
-            .group_by("transaction_id")
-            .agg(pl.col("_order").min().alias("_first"), pl.len().alias("_rows"))
-            .filter(pl.col("_rows") > 1)
-            .select("transaction_id", "_first")
+            events.filter(pl.col("_reason").is_null() & ID_HASH.is_in(candidates.implode()))
+            .select("transaction_id", ORDER)
+            .filter(order != order.min().over("transaction_id"))
+            .select(ORDER)
         )
 
-    hashes = events.with_columns(ID_HASH.alias("_hash")).select("_hash").sort("_hash")
-    return PrePass(hashes.filter(pl.col("_hash") == pl.col("_hash").shift(1)), confirm)
+    hashes = events.with_columns(ID_HASH.alias(HASH)).select(HASH).sort(HASH)
+    return PrePass(hashes.filter(pl.col(HASH) == pl.col(HASH).shift(1)), confirm)
 
 
-def deduplicate(events: pl.LazyFrame, repeated: pl.LazyFrame | None) -> pl.LazyFrame:
+def deduplicate(events: pl.LazyFrame, duplicates: pl.Series | None) -> pl.LazyFrame:
     """`_duplicate`: a valid row that is not the first valid row of its transaction id in input
-    order (invalid rows claim no id) — from the ids a pre-pass found repeated, or else by a window
-    over the ids (a parallel hash aggregation per id, where `is_first_distinct` is one thread's
-    scan; it reads a plain column: an expression inside a window is evaluated group by group)."""
-    valid = pl.col("_reason").is_null()
-    if repeated is not None:
-        first = pl.col("_first")
-        return events.join(repeated, on="transaction_id", how="left").with_columns(
-            (valid & first.is_not_null() & (pl.col("_order") != first)).alias("_duplicate")
-        )
+    order (invalid rows claim no id) — the rows a pre-pass found, or else by a window over the
+    ids (a parallel hash aggregation per id, where `is_first_distinct` is one thread's scan; it
+    reads a plain column: an expression inside a window is evaluated group by group)."""
+    if duplicates is not None:
+        return events.with_columns(pl.col(ORDER).is_in(duplicates.implode()).alias("_duplicate"))
     order = pl.col("_valid_order")
-    return events.with_columns(pl.when(valid).then(pl.col("_order")).alias("_valid_order")).with_columns(
+    valid = pl.col("_reason").is_null()
+    return events.with_columns(pl.when(valid).then(pl.col(ORDER)).alias("_valid_order")).with_columns(
         (order.is_not_null() & (order != order.min().over("transaction_id"))).alias("_duplicate")
     )
 
@@ -736,7 +742,7 @@ def compile_meter(
             .with_columns(bucket.alias("_bucket"))
             .with_columns(
                 pl.coalesce("_reason", "_bad_number").alias("_reason"),
-                pl.when(pl.col("_bucket") == "invalid").then(pl.col("_order")).alias("_invalid_at"),
+                pl.when(pl.col("_bucket") == "invalid").then(pl.col(ORDER)).alias("_invalid_at"),
                 *clock,
             )
         )
@@ -772,13 +778,11 @@ def compile_meter(
 
     def scanned(names: Iterable[str]) -> pl.LazyFrame:
         """1–2. The events with these properties, their position and structural problems."""
-        return scan_events(files, names).with_columns(structural.alias("_reason"), _ORDER.alias("_order"))
+        return scan_events(files, names).with_columns(structural.alias("_reason"), _ORDER.alias(ORDER))
 
     # 3. the duplicates: by a window over the scan, or by a pre-pass over the ids (choose_dedup)
     method, method_reason = choose_dedup(files, len(props), dedup, row_count)
-    repeated = repeated_ids(scanned(())) if method == PRE_PASS else None
     return MeterPlan(
-        metered(deduplicate(scanned(props), None if repeated is None else repeated.plan())),
         pieces,
         window,
         tuple(files),
@@ -788,8 +792,8 @@ def compile_meter(
         *choose_engine(chosen, engine),
         method,
         method_reason,
-        repeated,
-        lambda ids: metered(deduplicate(scanned(props), ids)),
+        duplicate_rows(scanned(())) if method == PRE_PASS else None,
+        lambda duplicates: metered(deduplicate(scanned(props), duplicates)),
     )
 
 
@@ -840,7 +844,7 @@ def measured(metrics: Iterable[ir.Metric]) -> list[pl.Expr]:
 # to the later row (`_order`, below 2^64). A max_by on it streams; a sort within each group (the
 # way to say "the last by time" otherwise) makes Polars aggregate in memory.
 LATEST_KEY = pl.col("timestamp").dt.epoch("us").cast(pl.Int128) * pl.lit(1 << 64, dtype=pl.Int128) + pl.col(
-    "_order"
+    ORDER
 ).cast(pl.Int128)
 
 # Aggregations that decompose: the metric reduces the pre-aggregation's column of the same reduction.
@@ -928,11 +932,10 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     """Collect the plan: the pre-aggregated rows of rated events, and the ledger of every row."""
     engine: Any = "streaming" if plan.engine == "streaming" else "in-memory"
     try:
-        frame = plan.frame
-        if plan.repeated is not None:  # the pre-pass first, on its own: run as one plan with the
-            # metering, Polars would hold the events while the ids are being gathered
-            frame = plan.over_ids(plan.repeated.collect(engine).lazy())
-        pre = frame.collect(engine=engine)
+        # the pre-pass first, on its own (as one plan with the metering, Polars would hold the
+        # events while the ids are being gathered)
+        duplicates = None if plan.repeated is None else plan.repeated.collect(engine)
+        pre = plan.over(duplicates).collect(engine=engine)
     except pl.exceptions.PolarsError as exc:  # (a reader's error, or one of its values')
         if unread_found(plan.files):
             raise UnreadFound from exc
