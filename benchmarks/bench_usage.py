@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import subprocess
 import sys
@@ -74,13 +75,15 @@ def write_spec(root: Path) -> None:
     (root / "spec.yaml").write_text("\n".join(lines) + "\n")
 
 
-def write_events(path: Path, n: int) -> None:
-    rng = np.random.default_rng(7)
+def write_events(path: Path, n: int, seed: int = 7, first: int = 0) -> None:
+    """N events, transaction ids numbered from `first`; a duplicate repeats any id up to the
+    last (so, in a series of files, ids of the files before too)."""
+    rng = np.random.default_rng(seed)
     customer = rng.integers(0, CUSTOMERS + 20, n)  # 20 unknown customers
     by_alias = rng.random(n) < 0.05
-    tx = np.arange(n)
+    tx = np.arange(first, first + n)
     dup = rng.random(n) < 0.01
-    tx[dup] = rng.integers(0, n, int(dup.sum()))
+    tx[dup] = rng.integers(0, first + n, int(dup.sum()))
     kind = rng.choice(["llm", "storage", "job"], n, p=[0.8, 0.1, 0.1])
     seconds = rng.integers(0, 31 * 86400 + 3 * 86400, n)  # a few April events
     frame = pl.DataFrame(
@@ -101,6 +104,17 @@ def write_events(path: Path, n: int) -> None:
         }
     )
     frame.write_parquet(path, row_group_size=1_000_000)
+
+
+def write_apart(path: Path, n: int, seed: int = 7, first: int = 0) -> None:
+    """`write_events` in a process of its own: a process's peak memory (max RSS) starts from
+    that of the process it was started from, so events generated in this one would count in
+    the peak memory of every engine run after them."""
+    process = multiprocessing.get_context("spawn").Process(target=write_events, args=(path, n, seed, first))
+    process.start()
+    process.join()
+    if process.exitcode:
+        raise SystemExit(f"could not write {path}")
 
 
 def run_pricing(spec: Path, events: Path) -> pl.DataFrame:
@@ -254,7 +268,7 @@ def measure(
     for n in counts or [1_000_000]:
         events = data / f"events-{n}.parquet"
         if not events.exists():
-            write_events(events, n)
+            write_apart(events, n)
         results: dict[str, Any] = {}
         for _ in range(repeat):
             for engine in engines:
