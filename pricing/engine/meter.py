@@ -597,15 +597,18 @@ def deduplicate(events: pl.LazyFrame, duplicates: pl.Series | None) -> pl.LazyFr
 
 
 def choose_engine(strategy: str, engine: str) -> tuple[str, str]:
-    """The engine of a run and why. The pre-aggregated plan streams (its aggregation uses only
-    reductions that do): measured faster than in memory here (10M events: 3.3 s against 5.5 s),
-    and with the dedup's pre-pass in memory that grows with the repeated transaction ids rather
-    than with the events.
-    The per-metric plan keeps the resolved events for each metric's grouping anyway."""
+    """The engine of a run and why: Polars' streaming engine, for both plans. The pre-aggregated
+    plan streams (its aggregation uses only reductions that do): measured faster than in memory
+    here (10M events: 3.3 s against 5.5 s), and with the dedup's pre-pass in memory that grows
+    with the duplicates rather than with the events. The per-metric plan feeds the resolved
+    events to every metric's grouping, and Polars holds much of them either way, but streaming
+    measured the faster and no larger (3M events with a near-unique UNIQUE key, 4 metrics: 1.9 s
+    against 2.4–2.8 s, 1.2 GB either way; 100M benchmark events, forced: 33 s and 9.6 GB
+    against 82 s and 21 GB)."""
     if engine != "auto":
         return engine, "chosen with --engine"
     if strategy == PER_METRIC:
-        return "in-memory", "the per-metric plan holds the resolved events"
+        return "streaming", "measured the faster for the per-metric plan too"
     return "streaming", "the pre-aggregated plan streams"
 
 
