@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -155,13 +154,15 @@ def _ledger_table(ledger: Ledger) -> Table:
 
 
 def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
-    rows = result.rows()
     if fmt == "parquet":
         if out is None:
             raise click.UsageError("--format parquet needs --out FILE")
         write_atomic(out, result.usage.write_parquet)
         return
-    if fmt == "table":
+    if fmt == "csv":  # written by Polars: a usage table can have millions of rows
+        text = result.text_table().select(USAGE_COLUMNS).write_csv()
+    elif fmt == "table":
+        rows = result.rows()
         table = Table(show_lines=False)
         columns = [
             "customer_id",
@@ -179,14 +180,8 @@ def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
         buffer = io.StringIO()
         Console(file=buffer, width=200, force_terminal=False).print(table)
         text = buffer.getvalue()
-    elif fmt == "json":
-        text = json.dumps({"usage": rows, **result.report()}, indent=2) + "\n"
     else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=USAGE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buffer.getvalue()
+        text = json.dumps({"usage": result.rows(), **result.report()}, indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
     else:

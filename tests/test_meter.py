@@ -14,7 +14,7 @@ import pytest
 import pricing
 from pricing.engine import meter
 from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at, quantities
-from pricing.engine.plan import compile
+from pricing.engine.plan import UsageResult, compile
 from pricing.engine.scan import EventInputError, expand
 from tests.conftest import CASES, REPO
 
@@ -786,3 +786,41 @@ def test_lines_are_counted_as_polars_counts_them(tmp_path: Path, text: bytes) ->
         _lines(tmp_path / "f.jsonl") == pl.scan_lines(tmp_path / "f.jsonl").select(pl.len()).collect().item()
     )
 
+
+def test_the_usage_table_as_text() -> None:
+    """Quantities as plain decimals (18 places held, their trailing zeros dropped: the zeros of
+    100 stay), times in RFC 3339 with a fraction only where there is one."""
+    quantities = [
+        "100",
+        "2.50",
+        "0",
+        "-0.5",
+        "0.000000000000000001",
+        "12345678901234567890.123456789012345678",
+    ]
+    start, end = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 1, 0, 0, 0, 250000, tzinfo=UTC)
+    usage = pl.DataFrame(
+        {
+            "customer_id": "acme",
+            "contract_id": "k",
+            "metric_id": "m",
+            "group_values": "{}",
+            "period_start": start,
+            "period_end": end,
+            "window_start": start,
+            "window_end": end,
+            "quantity": pl.Series(quantities).cast(meter.QUANTITY),
+        }
+    )
+    rows = UsageResult(usage, meter.Ledger(6, {}), PRE_AGGREGATED, "hash").rows()
+    assert [r["quantity"] for r in rows] == [
+        "100",
+        "2.5",
+        "0",
+        "-0.5",
+        "0.000000000000000001",
+        "12345678901234567890.123456789012345678",
+    ]
+    assert {(r["window_start"], r["window_end"]) for r in rows} == {
+        ("2026-03-01T00:00:00Z", "2026-03-01T00:00:00.250Z")
+    }

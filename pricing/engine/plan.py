@@ -16,6 +16,7 @@ from pricing.engine.calendar import check_instant, invoice_calendar, usage_calen
 from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices
 from pricing.engine.lines import usage_group
 from pricing.engine.meter import (
+    QUANTITY,
     SEGMENT,
     Ledger,
     Measure,
@@ -28,7 +29,6 @@ from pricing.engine.meter import (
 )
 from pricing.engine.rate import price_changes
 from pricing.engine.scan import EventPaths, event_paths, expand, unread_found
-from pricing.money import text
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +38,25 @@ class UsageResult:
     strategy: str
     spec_hash: str
 
-    def rows(self) -> list[dict[str, str]]:
-        """The usage table with exact text: quantities as plain decimals, times in RFC 3339."""
-        table = self.usage.with_columns(
-            pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")  # a fraction only where there is one
-            for c in ("period_start", "period_end", "window_start", "window_end")
+    def text_table(self) -> pl.DataFrame:
+        """The usage table as exact text, written in Polars (a usage table can have millions of
+        rows): quantities as plain decimals, as `money.text` writes them (`2.5`, `100`: the
+        fixed 18 places without their trailing zeros), times in RFC 3339."""
+        return self.usage.with_columns(
+            *(
+                pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")  # a fraction only where there is one
+                for c in ("period_start", "period_end", "window_start", "window_end")
+            ),
+            pl.col("quantity")
+            .cast(QUANTITY)
+            .cast(pl.String)
+            .str.strip_chars_end("0")
+            .str.strip_chars_end("."),
         )
-        return [
-            {**row, "quantity": text(Decimal(str(row["quantity"])))} for row in table.iter_rows(named=True)
-        ]
+
+    def rows(self) -> list[dict[str, str]]:
+        """`text_table` as Python rows."""
+        return self.text_table().to_dicts()
 
     def report(self) -> dict[str, object]:
         """The run.json-style summary: the ledger and the spec's content hash."""
