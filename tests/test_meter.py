@@ -145,6 +145,41 @@ def test_the_strategy_follows_the_variety_of_keys_in_a_sample(tmp_path: Path) ->
     assert table[("acme", "calls", "[]")] == Decimal(20_000)
 
 
+def test_a_key_splits_the_groups_of_the_rows_its_metrics_match_alone(tmp_path: Path) -> None:
+    """A UNIQUE of users over 10 logins (3 users among them), and a count of 20,000 calls each
+    carrying a user of its own: the user is a key of the pre-aggregation on the logins alone,
+    so the calls make one group, not 20,000 — and the plan pre-aggregates."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Logins\n")
+    (tmp_path / "spec.yaml").write_text(
+        """metrics:
+  users: {event_type_filter: {in_values: [login]}, aggregation_type: UNIQUE, aggregation_key: user}
+  calls: {event_type_filter: {in_values: [call]}, aggregation_type: COUNT}
+customers: {acme: {}}
+rate_cards: {rc: {rates: []}}
+contracts: {k: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}
+"""
+    )
+    n = 20_010  # a login every 2,001 events, by users u0, u1, u2, u0, …
+    logins = [i % 2_001 == 0 for i in range(n)]
+    pl.DataFrame(
+        {
+            "transaction_id": [str(i) for i in range(n)],
+            "customer_id": ["acme"] * n,
+            "event_type": ["login" if login else "call" for login in logins],
+            "timestamp": ["2026-03-02T10:00:00Z"] * n,
+            "properties.user": [f"u{i // 2_001 % 3}" if login else f"c{i}" for i, login in enumerate(logins)],
+        }
+    ).write_parquet(tmp_path / "events.parquet")
+    events = [str(tmp_path / "events.parquet")]
+    plan = compile(pricing.load(tmp_path)).compile_usage(events, *MARCH)
+    assert plan.strategy_reason == "about 4 distinct key combinations in 20,010 events"
+    pre = plan.frame.collect()
+    assert pre.filter(pl.col("_bucket") == "rated").height == 4  # the calls, and the 3 users' logins
+    table, buckets = usage_of(tmp_path, events)
+    assert table == {("acme", "users", "[]"): Decimal(3), ("acme", "calls", "[]"): Decimal(20_000)}
+    assert buckets["rated"] == n
+
+
 def test_distinct_key_combinations_are_extrapolated_from_a_sample() -> None:
     # 100 combinations in the first 50,000 sampled rows and 150 in all 100,000: q = 0.5, so
     # K = 100 / 0.5 = 200 combinations; D(100,000) = 200 × (1 - 0.25) = 150, as seen; D(150,000)

@@ -27,7 +27,8 @@ that grows with the duplicates, not with the events:
 7. group       one group_by over the file, the bucket, the invalid reason (an invalid row's
                position too, so the ledger can show the first ones), and — for rated
                rows — the piece of the calendar (customer, contract, period, segment), the
-               window, every property a metric groups on or counts distinct values of, and
+               window, every property a metric groups on or counts distinct values of (on
+               the rows those metrics match; null on the others), and
                each metric's verdict on the row (64 to an integer word: what metrics only
                filter on enters through their verdicts), with count and the reductions (sum,
                max, min, latest) the metrics take of their numeric keys and `value:` columns:
@@ -46,7 +47,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -448,17 +449,18 @@ def counted_rows(files: Sequence[EventFile]) -> int | None:
 
 def choose_strategy(
     files: Sequence[EventFile],
-    grouped: Sequence[str],
+    grouped: Mapping[str, Sequence[str]],
     metrics: Sequence[ir.Metric],
     strategy: str,
     rows: int | None,
 ) -> tuple[str, str]:
     """PRE_AGGREGATED unless the pre-aggregation's keys (customer, the `grouped` properties —
-    those metrics group on or count distinct values of — and the metrics' verdicts) are so
-    varied that grouping the events by all of them at once would not even halve them:
-    estimated from a sample of the first file and the number of input `rows`. On the sample a
-    verdict is that of the metric's event-type and property filters (its `filter:` expression,
-    which may need more of the run, is left out)."""
+    those metrics group on or count distinct values of, each on the rows of the metrics that
+    use it, by their ids — and the metrics' verdicts) are so varied that grouping the events by
+    all of them at once would not even halve them: estimated from a sample of the first file
+    and the number of input `rows`. On the sample a verdict is that of the metric's event-type
+    and property filters (its `filter:` expression, which may need more of the run, is left
+    out)."""
     if not metrics:  # the ledger alone: nothing to group per metric, whatever was asked
         return PRE_AGGREGATED, "no metrics to measure"
     if strategy != "auto":
@@ -466,10 +468,11 @@ def choose_strategy(
     if not files:
         return PRE_AGGREGATED, "no events"
     keys = [k for k in grouped if k.startswith(PREFIX)]
+    verdicts = {m.id: lower_filter(replace(m, filter=None)) for m in metrics}
     columns = [
         pl.col("customer_id"),
-        *(pl.col(k) for k in keys),
-        *(lower_filter(replace(m, filter=None)).alias(MATCHED + m.id) for m in metrics),
+        *(pl.when(pl.any_horizontal(*(verdicts[m] for m in grouped[k]))).then(pl.col(k)) for k in keys),
+        *(verdict.alias(MATCHED + mid) for mid, verdict in verdicts.items()),
     ]
     names = {k.removeprefix(PREFIX) for k in keys} | {f.name for m in metrics for f in m.property_filters}
     sample = scan_events(files[:1], sorted(names)).head(SAMPLE_ROWS)
@@ -654,13 +657,22 @@ def compile_meter(
     counted = [m for m in metrics.values() if m.aggregation_type is not ir.AggregationType.COUNT]
     numeric = sorted({source(m) for m in counted if needs_number(m)})
     numeric_keys = sorted(n.removeprefix(NUMBER) for n in numeric if n.startswith(NUMBER))
-    unique = sorted({source(m) for m in counted if m.aggregation_type is ir.AggregationType.UNIQUE})
     # The pre-aggregation's keys, besides where a row is counted: the properties metrics group on
     # or count distinct values of, and each metric's verdict on the row (packed into words).
     # What metrics only filter on enters through their verdicts, not by its values: the event
     # type, `{name: model, in_values: […]}`, `{name: tokens, exists: true}` (which must not make
     # every token count a group of its own).
-    grouped = sorted({PREFIX + g for m in measures for g in m.group} | set(unique))
+    # (each key → the metrics that use it: its value is kept on the rows they match alone, so a
+    # key that a few events' metric groups on, user ids under a UNIQUE of logins say, does not
+    # split the groups of every other event)
+    users: dict[str, set[str]] = {}
+    for measure in measures:
+        for g in measure.group:
+            users.setdefault(PREFIX + g, set()).add(measure.metric.id)
+    for metric in counted:
+        if metric.aggregation_type is ir.AggregationType.UNIQUE:
+            users.setdefault(source(metric), set()).add(metric.id)
+    grouped = {key: sorted(ids) for key, ids in sorted(users.items())}
     verdicts = packed_verdicts(list(metrics))
 
     structural = (
@@ -758,7 +770,14 @@ def compile_meter(
             pl.col("_row").max().alias("_last_row"),
         ]
         if chosen == PRE_AGGREGATED:
-            keys = {k: pl.col(k) for k in (*place, *grouped)} | verdicts  # for rated rows; else null
+            keys = (
+                {k: pl.col(k) for k in place}
+                | {
+                    k: pl.when(pl.any_horizontal(*(matches[m] for m in ms))).then(pl.col(k))
+                    for k, ms in grouped.items()
+                }
+                | verdicts
+            )  # for rated rows; else null
             return (
                 rows.with_columns(pl.when(rated).then(key).alias(name) for name, key in keys.items())
                 .group_by([*outcome, *keys])
