@@ -387,7 +387,7 @@ class MeterPlan:
             ("pre-pass 1: the hashes of ids that rows repeat (read from the id column alone)", hashes),
             (
                 "pre-pass 2: the valid rows with those hashes that are not the first of their id",
-                (self.repeated.confirm(_placeholder(HASH))),
+                self.repeated.confirm(_placeholder(HASH)),
             ),
             ("metering, with the positions of those rows", self.over(_placeholder(ORDER))),
         ]
@@ -658,13 +658,12 @@ def compile_meter(
     numeric = sorted({source(m) for m in counted if needs_number(m)})
     numeric_keys = sorted(n.removeprefix(NUMBER) for n in numeric if n.startswith(NUMBER))
     # The pre-aggregation's keys, besides where a row is counted: the properties metrics group on
-    # or count distinct values of, and each metric's verdict on the row (packed into words).
-    # What metrics only filter on enters through their verdicts, not by its values: the event
-    # type, `{name: model, in_values: […]}`, `{name: tokens, exists: true}` (which must not make
-    # every token count a group of its own).
-    # (each key → the metrics that use it: its value is kept on the rows they match alone, so a
-    # key that a few events' metric groups on, user ids under a UNIQUE of logins say, does not
-    # split the groups of every other event)
+    # or count distinct values of, each kept on the rows of the metrics that use it alone (so
+    # that user ids under a UNIQUE of logins do not split the groups of every other event that
+    # carries one), and each metric's verdict on the row (packed into words). What metrics only
+    # filter on enters through their verdicts, not by its values: the event type, `{name: model,
+    # in_values: […]}`, `{name: tokens, exists: true}` (which must not make every token count a
+    # group of its own).
     users: dict[str, set[str]] = {}
     for measure in measures:
         for g in measure.group:
@@ -770,14 +769,12 @@ def compile_meter(
             pl.col("_row").max().alias("_last_row"),
         ]
         if chosen == PRE_AGGREGATED:
-            keys = (
-                {k: pl.col(k) for k in place}
-                | {
-                    k: pl.when(pl.any_horizontal(*(matches[m] for m in ms))).then(pl.col(k))
-                    for k, ms in grouped.items()
-                }
-                | verdicts
-            )  # for rated rows; else null
+            # where a rated row is counted, the keys its metrics use, its verdicts (others: null)
+            used = {
+                k: pl.when(pl.any_horizontal(*(matches[m] for m in ms))).then(pl.col(k))
+                for k, ms in grouped.items()
+            }
+            keys = {k: pl.col(k) for k in place} | used | verdicts
             return (
                 rows.with_columns(pl.when(rated).then(key).alias(name) for name, key in keys.items())
                 .group_by([*outcome, *keys])
