@@ -113,9 +113,12 @@ def test_the_pre_aggregation_streams(tmp_path: Path) -> None:
     assert 'label="in-memory' not in physical  # a node that falls back (the legend names the kind)
 
 
-def test_the_strategy_follows_the_variety_of_keys_in_a_sample(tmp_path: Path) -> None:
+def test_the_strategy_follows_the_variety_of_keys_in_a_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every call by another user: grouping by all keys (the UNIQUE key `user` among them)
-    would keep every event, so each metric is grouped on its own; with ten users, pre-aggregate."""
+    would keep every event, so each metric is grouped on its own — unless the events it would
+    hold do not fit in a quarter of the machine's memory; with ten users, pre-aggregate."""
     plan = compile(pricing.load(CASE))
 
     def explained(users: int) -> str:
@@ -139,6 +142,13 @@ def test_the_strategy_follows_the_variety_of_keys_in_a_sample(tmp_path: Path) ->
     assert explained(10) == (
         "strategy: pre-aggregated (about 10 distinct key combinations in 20,000 events)\n"
         "engine: streaming (the pre-aggregated plan streams)"
+    )
+    # 20,000 events × (the 5 properties the spec reads + 8 columns) × 24 bytes = 6.2 MB: more than
+    # a quarter of a machine of 8 MiB
+    monkeypatch.setattr(meter, "physical_memory", lambda: 8 << 20)
+    assert explained(20_000).splitlines()[0] == (
+        "strategy: pre-aggregated (about 20,000 distinct key combinations in 20,000 events, but"
+        " grouping each metric on its own would hold about 0.0 GiB of events, of 0 GiB)"
     )
     table, _ = usage_of(CASE, [str(tmp_path / "users-20000.parquet")])
     assert table[("acme", "users", "[]")] == Decimal(20_000)
