@@ -191,14 +191,25 @@ contracts: {k: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}
 
 
 def test_distinct_key_combinations_are_extrapolated_from_a_sample() -> None:
-    # 100 combinations in the first 50,000 sampled rows and 150 in all 100,000: q = 0.5, so
-    # K = 100 / 0.5 = 200 combinations; D(100,000) = 200 × (1 - 0.25) = 150, as seen; D(150,000)
-    # = 200 × (1 - 0.125) = 175; and in 10M rows all 200 show.
-    assert distinct_at(100_000, 50_000, 100, 150) == 150
-    assert distinct_at(150_000, 50_000, 100, 150) == 175
-    assert distinct_at(10_000_000, 50_000, 100, 150) == 200
-    assert distinct_at(10_000_000, 50_000, 40_000, 80_000) == 10_000_000  # doubling: as many as rows
-    assert distinct_at(10_000_000, 50_000, 7, 7) == 7  # saturated
+    # Keys drawn uniformly: 100, 50 and 25 new combinations in the three thirds of 50,000 rows:
+    # r = 25/50 = 0.5, K = 50/0.25 = 200, pace = (100 - 200 × 0.5) / 50,000 = 0; so 175 seen,
+    # and 175 + 200 × 0.125 × (1 - 0.5) = 187.5 → 188 in 200,000 rows; in 10M all 200 show.
+    assert distinct_at(150_000, 50_000, (100, 150, 175)) == 175
+    assert distinct_at(200_000, 50_000, (100, 150, 175)) == 188
+    assert distinct_at(10_000_000, 50_000, (100, 150, 175)) == 200
+    # a key new on every event: no slowing down, as many combinations as rows
+    assert distinct_at(10_000_000, 30_000, (30_000, 60_000, 90_000)) == 10_000_000
+    assert distinct_at(10_000_000, 30_000, (7, 7, 7)) == 7  # saturated at once
+    # A mix: an id on a tenth of the events, and 300 combinations of the other keys, all seen
+    # in the first third: 3,300, 3,000 and 3,000 new. r = 0, K = 300, pace = 3,000 / 30,000:
+    # 9,300 + 0.1 × (3M - 90,000) = 300,300 in 3M rows, as many as there are. (The halves alone,
+    # 4,800 and 9,300, fit K = 76,800 uniform combinations: about 75,700 in 3M rows.)
+    assert distinct_at(3_000_000, 30_000, (3_300, 6_300, 9_300)) == 300_300
+    # Both at once: 100, 60, 50 new: r = 10/40 = 0.25, K = 40/0.5625 = 71.1, pace × 10,000 =
+    # 100 - 71.1 × 0.75 = 46.7: 210 + 46.7 × 97 + 71.1 × 0.25³ = 4,737.8 in 1M rows.
+    assert distinct_at(1_000_000, 10_000, (100, 160, 210)) == 4_738
+    # 100, 60, 10 new: no geometric decline fits (50 ≥ 40); the last third's pace goes on
+    assert distinct_at(1_000_000, 10_000, (100, 160, 170)) == 170 + 10 * 97
 
 
 def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:
