@@ -74,6 +74,23 @@ def test_quarterly_contract_start() -> None:
     ]
 
 
+def test_quarterly_first_of_month_steps_from_the_starting_month_not_calendar_quarters() -> None:
+    c = contract(d(2026, 2, 10), frequency="QUARTERLY")
+    assert periods(c, d(2026, 1, 1), d(2026, 9, 1)) == [
+        (d(2026, 2, 10), d(2026, 5, 1)),
+        (d(2026, 5, 1), d(2026, 8, 1)),
+        (d(2026, 8, 1), d(2026, 11, 1)),
+    ]
+
+
+def test_weekly_first_of_month_steps_from_the_contract_start() -> None:
+    c = contract(d(2026, 2, 10), frequency="WEEKLY")
+    assert periods(c, d(2026, 2, 1), d(2026, 2, 20)) == [
+        (d(2026, 2, 10), d(2026, 2, 17)),
+        (d(2026, 2, 17), d(2026, 2, 24)),
+    ]
+
+
 def test_custom_anchor_on_the_31st_clamps_to_month_end() -> None:
     c = contract(d(2026, 1, 10), day="CUSTOM_DATE", anchor=d(2025, 12, 31))
     assert periods(c, d(2026, 1, 1), d(2026, 4, 1)) == [
