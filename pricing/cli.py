@@ -24,9 +24,10 @@ from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
+from pricing.engine.choices import DEDUPS, ENGINES, STRATEGIES
 from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances
 from pricing.engine.lines import RatingError
-from pricing.engine.meter import DEDUPS, ENGINES, STRATEGIES, USAGE_COLUMNS, WINDOWS, Ledger
+from pricing.engine.meter import USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.scan import EventInputError, EventReadError

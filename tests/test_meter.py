@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 
 import pricing
-from pricing.engine import meter
-from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at, quantities
+from pricing.engine import choices, meter
+from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at
+from pricing.engine.meter import quantities
 from pricing.engine.plan import UsageResult, compile
 from pricing.engine.scan import EventInputError, expand
 from tests.conftest import CASES, REPO
@@ -145,7 +146,7 @@ def test_the_strategy_follows_the_variety_of_keys_in_a_sample(
     )
     # 20,000 events × (the 5 properties the spec reads + 8 columns) × 24 bytes = 6.2 MB: more than
     # a quarter of a machine of 8 MiB
-    monkeypatch.setattr(meter, "physical_memory", lambda: 8 << 20)
+    monkeypatch.setattr(choices, "physical_memory", lambda: 8 << 20)
     assert explained(20_000).splitlines()[0] == (
         "strategy: pre-aggregated (about 20,000 distinct key combinations in 20,000 events, but"
         " grouping each metric on its own would hold about 0.0 GiB of events, of 0 GiB)"
@@ -728,27 +729,27 @@ def test_the_dedup_is_chosen_by_what_the_window_would_hold(
     root = _dedup_project(tmp_path)
     plan = compile(pricing.load(root))
     events = [str(root / "events.jsonl")]
-    monkeypatch.setattr(meter, "physical_memory", lambda: 16 << 30)
+    monkeypatch.setattr(choices, "physical_memory", lambda: 16 << 30)
     chosen = plan.compile_usage(events, *MARCH)
     assert (chosen.dedup, chosen.dedup_reason) == (
         WINDOW,
         "the window would hold about 0.0 GiB of events, of 16 GiB",
     )
-    monkeypatch.setattr(meter, "physical_memory", lambda: 4096)
+    monkeypatch.setattr(choices, "physical_memory", lambda: 4096)
     chosen = plan.compile_usage(events, *MARCH)
     assert chosen.dedup == PRE_PASS
     assert chosen.dedup_reason.endswith("of 0 GiB: the ids are read in a pass of their own")
     forced = plan.compile_usage(events, *MARCH, dedup=WINDOW)
     assert (forced.dedup, forced.dedup_reason) == (WINDOW, "chosen with --dedup")
     pl.read_ndjson(root / "events.jsonl").write_parquet(root / "events.parquet")
-    monkeypatch.setattr(meter, "physical_memory", lambda: 16 << 30)
+    monkeypatch.setattr(choices, "physical_memory", lambda: 16 << 30)
     columnar = plan.compile_usage([str(root / "events.parquet")], *MARCH)
     assert (columnar.dedup, columnar.dedup_reason) == (
         WINDOW,
         "the window would hold about 0.0 GiB of events, of 16 GiB;"
         " below 2,000,000 Parquet events the window is the faster",
     )
-    monkeypatch.setattr(meter, "PARQUET_PRE_PASS", 7)
+    monkeypatch.setattr(choices, "PARQUET_PRE_PASS", 7)
     columnar = plan.compile_usage([str(root / "events.parquet")], *MARCH)
     assert (columnar.dedup, columnar.dedup_reason) == (
         PRE_PASS,

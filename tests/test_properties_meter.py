@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pricing
-from pricing.engine.meter import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, quantities
+from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW
+from pricing.engine.meter import quantities
 from pricing.engine.scan import _UNREAD, EventFile, _scan_one, _stamp
 from tests.reference import Row, meter
 
