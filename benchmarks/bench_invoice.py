@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import bench_usage
 import polars as pl
 from bench_usage import (
-    CUSTOMERS,
     METRICS,
     REGIONS,
     arguments,
@@ -85,11 +85,12 @@ def write_spec(root: Path) -> None:
             fields.append("quantity_conversion: {conversion_factor: 1000, operation: DIVIDE}")
         lines.append(f"  p_{mid}: {{{', '.join(fields)}}}")
     lines.append("customers:")
-    lines += [f"  cust{i}: {{ingest_aliases: [alias{i}]}}" for i in range(CUSTOMERS)]
+    lines += [f"  cust{i}: {{ingest_aliases: [alias{i}]}}" for i in range(bench_usage.CUSTOMERS)]
     lines += ["rate_cards:", "  rc:", "    rates:"] + [f"      - {r}" for r in rates]
     lines.append("contracts:")
     lines += [
-        f"  k{i}: {{customer: cust{i}, rate_card: rc, starting_at: 2026-01-01}}" for i in range(CUSTOMERS)
+        f"  k{i}: {{customer: cust{i}, rate_card: rc, starting_at: 2026-01-01}}"
+        for i in range(bench_usage.CUSTOMERS)
     ]
     (root / "spec.yaml").write_text("\n".join(lines) + "\n")
 
@@ -216,7 +217,7 @@ def main() -> None:
     spec = args.data / "invoice-spec"
     write_spec(spec)
     for n, results in measure(__file__, ENGINES, spec, args.data, args.events, args.repeat):
-        print(f"\n{n:,} events, {len(METRICS)} priced products, {CUSTOMERS:,} customers")
+        print(f"\n{n:,} events, {len(METRICS)} priced products, {bench_usage.CUSTOMERS:,} customers")
         table(n, results, {"same lines": "lines", "same totals": "totals"})
 
 

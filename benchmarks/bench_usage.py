@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
-CUSTOMERS = 2000
+CUSTOMERS = 2000  # --customers sets another count (the spec, the events and the queries read it)
 MODELS = ["large", "small", "embed"]
 REGIONS = ["us", "eu", "apac"]
 # (id, event type, model filter, aggregation, key, group)
@@ -110,11 +110,17 @@ def write_apart(path: Path, n: int, seed: int = 7, first: int = 0) -> None:
     """`write_events` in a process of its own: a process's peak memory (max RSS) starts from
     that of the process it was started from, so events generated in this one would count in
     the peak memory of every engine run after them."""
-    process = multiprocessing.get_context("spawn").Process(target=write_events, args=(path, n, seed, first))
+    arguments = (CUSTOMERS, path, n, seed, first)
+    process = multiprocessing.get_context("spawn").Process(target=_write_for, args=arguments)
     process.start()
     process.join()
     if process.exitcode:
         raise SystemExit(f"could not write {path}")
+
+
+def _write_for(customers: int, path: Path, n: int, seed: int, first: int) -> None:
+    set_customers(customers)  # (a spawned process imports this module afresh)
+    write_events(path, n, seed, first)
 
 
 def run_pricing(spec: Path, events: Path) -> pl.DataFrame:
@@ -250,13 +256,29 @@ def arguments(doc: str, child: Callable[[str, Path, Path, Path], None]) -> argpa
     parser.add_argument("--events", type=int, action="append", help="event counts (default 1,000,000)")
     parser.add_argument("--data", type=Path, default=Path("benchmarks/data"))
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine, interleaved (best kept)")
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=CUSTOMERS,
+        help=f"customers, each with an alias and a contract (default {CUSTOMERS:,});\n"
+        "another count keeps its spec and events in DATA/customers-N",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.customers != CUSTOMERS:
+        args.data = args.data / f"customers-{args.customers}"
+        args.data.mkdir(parents=True, exist_ok=True)
+    set_customers(args.customers)
     if not args.child:
         return args
     engine, spec, events, out = args.child
     child(engine, Path(spec), Path(events), Path(out))
     return None
+
+
+def set_customers(n: int) -> None:
+    global CUSTOMERS
+    CUSTOMERS = n
 
 
 def measure(
@@ -273,9 +295,16 @@ def measure(
         for _ in range(repeat):
             for engine in engines:
                 out = data / "result.json"
-                subprocess.run(
-                    [sys.executable, script, "--child", engine, str(spec), str(events), str(out)], check=True
-                )
+                child_args = [
+                    "--customers",
+                    str(CUSTOMERS),
+                    "--child",
+                    engine,
+                    str(spec),
+                    str(events),
+                    str(out),
+                ]
+                subprocess.run([sys.executable, script, *child_args], check=True)
                 run = json.loads(out.read_text())
                 best = results.setdefault(engine, run | {"runs": []})
                 best["runs"].append(run["seconds"])
