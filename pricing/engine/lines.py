@@ -156,22 +156,23 @@ class _ProductRating:
         class_of: dict[str, int] = {}
         cuts: dict[tuple[int, Period], list[Period]] = {}
         self.contract_rows: list[tuple[str, datetime, int]] = []  # contract, period start, class
+        rows, product_id = self.contract_rows, product.id  # (a loop over every contract's periods)
         for contract_id, period in periods:
-            if product.id not in billed[contract_id]:
+            if product_id not in billed[contract_id]:
                 continue
-            if contract_id not in class_of:
+            cls = class_of.get(contract_id)
+            if cls is None:
                 contract = project.contracts[contract_id]
-                own = contract.id if product_overrides(contract, product) else ""
-                class_of[contract_id] = classes.setdefault((contract.rate_card.id, own), len(classes))
-                if class_of[contract_id] == len(self.deputies):
+                own = contract.id if contract.overrides and product_overrides(contract, product) else ""
+                cls = class_of[contract_id] = classes.setdefault((contract.rate_card.id, own), len(classes))
+                if cls == len(self.deputies):
                     self.deputies.append(contract)
-            cls = class_of[contract_id]
             if (cls, period) not in cuts:
                 deputy = self.deputies[cls]
                 cuts[(cls, period)] = segments(
                     period, project.rate_cards[deputy.rate_card.id], deputy, product
                 )
-            self.contract_rows.append((contract_id, period[0], cls))
+            rows.append((contract_id, period[0], cls))
         self.class_rows = [(cls, period[0], lo, hi) for (cls, period), cut in cuts.items() for lo, hi in cut]
 
     def _terms(self, cls: int, at: datetime, pricing: Values) -> tuple[Terms | None, str | None]:
