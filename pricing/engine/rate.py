@@ -44,7 +44,7 @@ ZERO = Decimal(0)
 
 # The results a run makes one or more of per line — tier pieces, lines, charges — are named
 # tuples: immutable like the frozen dataclasses of the IR, and made five times as fast (11
-# fields: 0.3 µs against 1.6; 1M lines, 50,000 customers, made a few seconds of a run).
+# fields: 0.3 µs against 1.6, so about 2 s less for the 1M lines of 50,000 customers).
 
 
 class TierPiece(NamedTuple):
