@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pricing
 from pricing.engine import choices, meter
@@ -211,6 +213,24 @@ def test_distinct_key_combinations_are_extrapolated_from_a_sample() -> None:
     assert distinct_at(1_000_000, 10_000, (100, 160, 210)) == 4_738
     # 100, 60, 10 new: no geometric decline fits (50 ≥ 40); the last third's pace goes on
     assert distinct_at(1_000_000, 10_000, (100, 160, 170)) == 170 + 10 * 97
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    third=st.integers(1, 50_000),
+    shares=st.tuples(*(st.floats(0, 1) for _ in range(3))),
+    more=st.tuples(st.integers(0, 10**9), st.integers(0, 10**9)),
+)
+def test_the_distinct_estimate_lies_between_what_was_seen_and_the_rows_and_grows_with_them(
+    third: int, shares: tuple[float, float, float], more: tuple[int, int]
+) -> None:
+    # counts that a sample can show: each third adds at most its rows as new combinations,
+    # the first at least one
+    new = [max(1, round(shares[0] * third)), round(shares[1] * third), round(shares[2] * third)]
+    seen = (new[0], new[0] + new[1], new[0] + new[1] + new[2])
+    fewer, larger = 3 * third + min(more), 3 * third + max(more)
+    assert seen[2] <= distinct_at(fewer, third, seen) <= fewer
+    assert distinct_at(fewer, third, seen) <= distinct_at(larger, third, seen)
 
 
 def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:
