@@ -620,11 +620,7 @@ def compile_meter(
         ]
         if chosen == PRE_AGGREGATED:
             # where a rated row is counted, the keys its metrics use, its verdicts (others: null)
-            used = {
-                k: pl.when(pl.any_horizontal(*(matches[m] for m in ms))).then(pl.col(k))
-                for k, ms in grouped.items()
-            }
-            keys = {k: pl.col(k) for k in place} | used | verdicts
+            keys = {k: pl.col(k) for k in place} | kept_keys(grouped, matches, grouped) | verdicts
             return (
                 rows.with_columns(pl.when(rated).then(key).alias(name) for name, key in keys.items())
                 .group_by([*outcome, *keys])
@@ -679,9 +675,17 @@ def sample_keys(
     names = {k.removeprefix(PREFIX) for k in keys}
     names |= {f.name for m in metrics for f in m.property_filters}
     return [
-        *(pl.when(pl.any_horizontal(*(verdicts[m] for m in grouped[k]))).then(pl.col(k)) for k in keys),
+        *kept_keys(grouped, verdicts, keys).values(),
         *(verdict.alias(MATCHED + mid) for mid, verdict in verdicts.items()),
     ], names
+
+
+def kept_keys(
+    grouped: Mapping[str, Sequence[str]], verdicts: Mapping[str, pl.Expr], keys: Iterable[str]
+) -> dict[str, pl.Expr]:
+    """Each of these grouped `keys` kept on the rows where a metric that uses it (`grouped`: key
+    → metric ids) matches, by the metrics' `verdicts`; null on the others."""
+    return {k: pl.when(pl.any_horizontal(*(verdicts[m] for m in grouped[k]))).then(pl.col(k)) for k in keys}
 
 
 def metric_ids(measures: Iterable[Measure]) -> list[str]:
