@@ -662,16 +662,20 @@ def test_broken_lines_are_invalid_rows_not_a_failed_run(tmp_path: Path) -> None:
         "",
         "[1, 2, 3]",
         '{"transaction_id": 7, ' + call.format(3),
+        " null ",
+        '"text"',
     ]
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     result = compile(pricing.load(CASE)).usage([str(tmp_path / "events.jsonl")], *MARCH)
-    assert result.ledger.rows == 6
+    assert result.ledger.rows == 8
     assert result.ledger.buckets["rated"] == 2  # a numeric transaction id is read as its text
     assert [(r.reason, r.row) for r in result.ledger.invalid] == [
         ("malformed JSON", 2),
         ("malformed JSON", 3),
         ("blank line", 4),
         ("not a JSON object", 5),
+        ("not a JSON object", 7),
+        ("not a JSON object", 8),
     ]
 
 

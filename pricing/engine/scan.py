@@ -294,13 +294,13 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         # Line by line, so that a broken line is an invalid row with its reason, not a failed run.
         frame = pl.scan_lines(file.path)
         line = pl.col("line").str.strip_prefix("\ufeff")  # a byte-order mark some editors write first
-        whole = line.str.json_path_match("$")
+        whole = line.str.json_path_match("$")  # (null for `null`, which is JSON, not an object)
         malformed = (
             pl.when(line.str.strip_chars() == "")
             .then(pl.lit("blank line"))
-            .when(whole.is_null())
+            .when(whole.is_null() & (line.str.strip_chars() != "null"))
             .then(pl.lit("malformed JSON"))
-            .when(~whole.str.starts_with("{"))
+            .when(whole.is_null() | ~whole.str.starts_with("{"))
             .then(pl.lit("not a JSON object"))
         )
         frame, columns = _as_read(
