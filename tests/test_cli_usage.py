@@ -184,6 +184,30 @@ def test_invalid_utf8_in_csv_is_still_accounted_for(tmp_path: Path) -> None:
     assert (buckets["rated"], buckets["unknown_customer"]) == (1, 1)  # "m\ufffdller" is no customer
 
 
+def test_invalid_utf8_in_ndjson_is_still_accounted_for(tmp_path: Path) -> None:
+    """Polars' readers refuse a JSON file that is not all UTF-8 (the run used to fail with
+    "invalid utf8"); its lines are read as a CSV file's records are, the bytes as U+FFFD."""
+    call = b'"event_type": "call", "timestamp": "2026-03-02T00:00:00Z"}'
+    (tmp_path / "latin.jsonl").write_bytes(
+        b'{"transaction_id": "1", "customer_id": "acme", ' + call + b"\r\n"
+        b'{"transaction_id": "2", "customer_id": "m\xfcller", ' + call + b"\n"
+        b'\xff{"transaction_id": "3", "customer_id": "acme", ' + call + b"\n"
+        b"\n"
+        b'{"transaction_id": "5", "customer_id": "acme", ' + call  # no newline at the end
+    )
+    report = tmp_path / "run.json"
+    args = ["--events", str(tmp_path / "latin.jsonl"), *MARCH, "--format", "csv", "--report", str(report)]
+    code, out, err = run("usage", str(CASES / "meter"), *args)
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("acme,acme-c,calls,{},")
+    assert out.splitlines()[1].endswith(",2")  # rows 1 and 5
+    assert "event ledger: 5 rows" in err
+    ledger = json.loads(report.read_text())["ledger"]
+    assert (ledger["buckets"]["rated"], ledger["buckets"]["unknown_customer"]) == (2, 1)
+    examples = [(r["reason"], r["row"]) for r in ledger["invalid_examples"]]
+    assert examples == [("malformed JSON", 3), ("blank line", 4)]
+
+
 def test_empty_usage_csv_still_has_the_header() -> None:
     args = ["--events", EVENTS, "--start", "2025-01-01", "--end", "2025-02-01", "--format", "csv"]
     code, out, _ = run("usage", SPECS, *args)

@@ -1,8 +1,9 @@
 """Event files to one normalised LazyFrame, collected by the run. A text file is read by Polars'
 reader (parallel) until a run finds it cannot be (`unread_found`: a broken line, a row with
 more cells than its header, a blank line the NDJSON reader skips); from then on it is read line
-by line (NDJSON, still lazily) or record by record (CSV, into memory), each bad line or record a
-row of its own with its reason.
+by line (NDJSON, still lazily, unless it is not all UTF-8) or record by record (CSV, into
+memory), each bad line or record a row of its own with its reason. Bytes that are not UTF-8 are
+read as U+FFFD: the row still reaches the ledger (as an unknown customer, say).
 
 Every input row keeps where it came from (`_file`, `_row`), so the ledger can account for it.
 Properties that the plan needs become String columns `p.<name>`, compared as text; a number is
@@ -12,6 +13,7 @@ whose timestamp does not parse keeps a null `timestamp` and is counted invalid b
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import json
@@ -174,8 +176,7 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def _csv_scan(path: Path) -> pl.LazyFrame:
-    # Invalid UTF-8 becomes U+FFFD, so the row still reaches the ledger (as an unknown customer,
-    # say) instead of failing the run; an empty file (no header) holds no rows.
+    # (An empty file, without a header, holds no rows.)
     return pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
 
 
@@ -230,6 +231,31 @@ def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = No
         found = [f for f in ndjson if rows.get(f.index, 0) != _lines(f.path)]
     _UNREAD.update((f.path, _stamp(f.path)) for f in found)
     return bool(found)
+
+
+def _utf8(path: Path) -> bool:
+    """Whether a file is UTF-8 text throughout (Polars' line reader refuses any other)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        try:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _lossy_lines(path: Path) -> pl.LazyFrame:
+    """The lines of a text file that is not all UTF-8, as Polars' line reader gives those of one
+    that is (a line per newline, a last line without one too, "\\r\\n" read as a newline), into
+    memory; bytes that are not UTF-8 read as U+FFFD, as CSV files are read."""
+    chunks: list[pl.DataFrame] = []
+    with path.open("rb") as handle:
+        while lines := handle.readlines(1 << 24):
+            text = [line.removesuffix(b"\n").removesuffix(b"\r").decode(errors="replace") for line in lines]
+            chunks.append(pl.DataFrame({"line": text}, schema={"line": pl.String()}))
+    return pl.concat(chunks).lazy() if chunks else pl.LazyFrame(schema={"line": pl.String()})
 
 
 # Python's words for broken quoting, in a finance reader's
@@ -292,7 +318,7 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         prop_types = dict.fromkeys(properties, pl.String())
     elif file.format == "ndjson":
         # Line by line, so that a broken line is an invalid row with its reason, not a failed run.
-        frame = pl.scan_lines(file.path)
+        frame = pl.scan_lines(file.path) if _utf8(file.path) else _lossy_lines(file.path)
         line = pl.col("line").str.strip_prefix("\ufeff")  # a byte-order mark some editors write first
         whole = line.str.json_path_match("$")  # (null for `null`, which is JSON, not an object)
         malformed = (
