@@ -242,10 +242,29 @@ def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:
     )
     frame.write_parquet(tmp_path / "struct.parquet")
     frame.unnest("properties", separator=".").write_parquet(tmp_path / "flat.parquet")
-    for name in ("struct.parquet", "flat.parquet"):
+    # a map, as Spark and Arrow write one: the pairs present, in another order on each row
+    entry = pl.element()
+    pairs = (
+        pl.concat_list(
+            pl.struct(pl.lit(k).alias("key"), pl.col("properties").struct.field(k).alias("value"))
+            for k in ("region", "user", "cost")
+        )
+        .list.eval(entry.filter(entry.struct.field("value").is_not_null()))
+        .list.reverse()
+    )
+    frame.with_columns(pairs.alias("properties")).write_parquet(tmp_path / "map.parquet")
+    for name in ("struct.parquet", "flat.parquet", "map.parquet"):
         table, _ = usage_of(CASE, [str(tmp_path / name)])
         assert table[("acme", "cost", "[]")] == Decimal(1)
         assert table[("acme", "users", "[]")] == Decimal(3)
+    # Properties as JSON text would be absent from every row, each unmatched: invalid instead
+    frame.with_columns(pl.col("properties").struct.json_encode()).write_parquet(tmp_path / "text.parquet")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "text.parquet")], *MARCH)
+    assert result.ledger.buckets["invalid"] == frame.height
+    assert result.ledger.invalid[0].reason == (
+        "the properties column is String: neither a struct nor a map of names to values"
+        " (nor are they properties.<name> columns)"
+    )
 
 
 def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path) -> None:

@@ -130,6 +130,15 @@ def _timestamp(column: pl.Expr, dtype: DType) -> pl.Expr:
     return pl.lit(None, dtype=UTC_TIME)
 
 
+def _map_values(dtype: DType | None) -> DType | None:
+    """The type of a map's values, when `dtype` is one: a list of key and value pairs with text
+    keys, as Polars reads a Parquet MAP column (Spark and Arrow write `properties` so)."""
+    if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
+        return None
+    fields = {f.name: f.dtype for f in dtype.inner.fields}
+    return fields["value"] if fields.keys() == {"key", "value"} and fields["key"] == pl.String else None
+
+
 def _absent(column: pl.Expr, dtype: DType) -> pl.Expr:
     """No value, or empty text."""
     return column.is_null() | (column == "") if dtype == pl.String else column.is_null()
@@ -304,11 +313,47 @@ def _csv_records(path: Path) -> pl.LazyFrame:
     return pl.concat(chunks).lazy()
 
 
+def _property_columns(
+    available: Mapping[str, DType], properties: Sequence[str]
+) -> tuple[dict[str, pl.Expr], dict[str, DType], str | None]:
+    """Each property of a CSV or Parquet file (a `properties.<name>` column, else a field of a
+    `properties` struct or map) and its type; and why the rows are invalid, when the file has a
+    `properties` column of another type (they would silently be absent: every event unmatched)."""
+    props: dict[str, pl.Expr] = {}
+    types: dict[str, DType] = {}
+    column = available.get("properties")
+    fields = {f.name: f.dtype for f in column.fields} if isinstance(column, pl.Struct) else {}
+    map_values = _map_values(column)
+    for name in properties:
+        flat = FLAT + name
+        if flat in available:
+            props[name], types[name] = pl.col(flat), available[flat]
+        elif name in fields:
+            props[name], types[name] = pl.col("properties").struct.field(name), fields[name]
+        elif map_values is not None:
+            entry = pl.element()
+            value = entry.filter(entry.struct.field("key") == name).struct.field("value")
+            props[name], types[name] = pl.col("properties").list.eval(value).list.first(), map_values
+        else:
+            props[name], types[name] = pl.lit(None, dtype=pl.String), pl.String()
+    unknown = column is not None and not isinstance(column, pl.Struct) and map_values is None
+    if unknown and any(FLAT + name not in available for name in properties):
+        return (
+            props,
+            types,
+            (
+                f"the properties column is {column}: neither a struct nor a map of names to values"
+                f" (nor are they {FLAT}<name> columns)"
+            ),
+        )
+    return props, types, None
+
+
 def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
     columns: dict[str, pl.Expr]
     types: dict[str, DType]
-    props: dict[str, pl.Expr] = {}
-    prop_types: dict[str, DType] = {}
+    props: dict[str, pl.Expr]
+    prop_types: dict[str, DType]
     malformed: pl.Expr = pl.lit(None, dtype=pl.String)
     if file.format == "ndjson" and not _unread(file):
         frame = pl.scan_ndjson(file.path, schema=_ndjson_schema(properties))
@@ -360,19 +405,9 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
         if not (types["timestamp"] == pl.String or isinstance(types["timestamp"], pl.Datetime | pl.Date)):
             kind = types["timestamp"]
             malformed = pl.lit(f"the timestamp column is {kind}: neither a timestamp nor RFC 3339 text")
-        struct_type = available.get("properties")
-        struct_fields = (
-            {f.name: f.dtype for f in struct_type.fields} if isinstance(struct_type, pl.Struct) else {}
-        )
-        for name in properties:
-            flat = FLAT + name
-            if flat in available:
-                props[name], prop_types[name] = pl.col(flat), available[flat]
-            elif name in struct_fields:
-                props[name] = pl.col("properties").struct.field(name)
-                prop_types[name] = struct_fields[name]
-            else:
-                props[name], prop_types[name] = pl.lit(None, dtype=pl.String), pl.String()
+        props, prop_types, wrong = _property_columns(available, properties)
+        if wrong is not None:
+            malformed = pl.coalesce(malformed, pl.lit(wrong))
     selected = [
         pl.lit(file.index, dtype=pl.UInt32).alias("_file"),
         pl.col("_row"),
