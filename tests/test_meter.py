@@ -267,6 +267,23 @@ def test_parquet_struct_and_flat_properties(tmp_path: Path) -> None:
     )
 
 
+def test_files_named_with_glob_characters_are_read_as_named(tmp_path: Path) -> None:
+    """Polars expands glob characters in a path: `x[1].jsonl` read `x1.jsonl` in its place (or
+    nothing at all: its rows were missing from the ledger), `x*.jsonl` every file so named. Each
+    file is read once, as named: from a folder, and given on its own."""
+    rows = (CASE / "part1.jsonl").read_text().splitlines()
+    (tmp_path / "x1.jsonl").write_text("\n".join(rows[:2]) + "\n")
+    for name in ("x[1].jsonl", "x*.jsonl", "x?.jsonl", "x].jsonl"):
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+    frame = pl.read_ndjson(CASE / "part1.jsonl").unnest("properties", separator=".")
+    frame.write_parquet(tmp_path / "x[2].parquet")
+    frame.write_csv(tmp_path / "x[3].csv")
+    plan = compile(pricing.load(CASE))
+    assert plan.usage([str(tmp_path)], *MARCH).ledger.rows == 2 + 6 * len(rows)
+    assert plan.usage([str(tmp_path / "x[1].jsonl")], *MARCH).ledger.rows == len(rows)
+    assert plan.usage([str(tmp_path / "x[2].parquet")], *MARCH).ledger.rows == len(rows)
+
+
 def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path) -> None:
     """A list or struct property value is its JSON text, as in NDJSON (casting it was a Polars
     traceback): three calls with users ["a"], ["a"], ["b", "c"] and one without are 2 unique

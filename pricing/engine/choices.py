@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from pricing.engine.scan import EventFile, scan_events
+from pricing.engine.scan import EventFile, scan_events, scan_lines, scan_parquet
 
 PRE_AGGREGATED, PER_METRIC = "pre-aggregated", "per-metric"
 STRATEGIES = ("auto", PRE_AGGREGATED, PER_METRIC)
@@ -28,15 +28,13 @@ def input_rows(files: Sequence[EventFile]) -> int:
     rows, text_bytes = 0, 0
     for f in files:
         if f.format == "parquet":
-            rows += int(pl.scan_parquet(f.path).select(pl.len()).collect().item())
+            rows += int(scan_parquet(f.path).select(pl.len()).collect().item())
         else:
             text_bytes += f.path.stat().st_size
     first = next((f for f in files if f.format != "parquet"), None)
     if first is not None:
         line = pl.col("line").str.len_bytes() + 1
-        lines, size = (
-            pl.scan_lines(first.path).head(SAMPLE_ROWS).select(pl.len(), line.sum()).collect().row(0)
-        )
+        lines, size = scan_lines(first.path).head(SAMPLE_ROWS).select(pl.len(), line.sum()).collect().row(0)
         rows += text_bytes * lines // max(size or 0, 1)
     return rows
 

@@ -17,6 +17,7 @@ import codecs
 import csv
 import glob
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,13 +67,13 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
         path = Path(text)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in FORMATS and p.is_file())
-        elif glob.has_magic(text):
-            found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix in FORMATS)
-        elif path.is_file():
+        elif path.is_file():  # (before a glob: `a[1].jsonl` may be a file's name)
             if path.suffix not in FORMATS:
                 known = ", ".join(FORMATS)
                 raise EventInputError(f"{text}: unknown event file type; expected one of {known}")
             found = [path]
+        elif glob.has_magic(text):
+            found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix in FORMATS)
         else:
             raise EventInputError(f"{text}: no such file, folder or matching glob")
         if not found:
@@ -84,6 +85,21 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
     if not paths:
         raise EventInputError("no events given: name event files, globs or folders")
     return tuple(EventFile(i, p, FORMATS[p.suffix]) for i, p in enumerate(paths))
+
+
+# Polars expands glob characters in the paths it reads: a file named `a[1].jsonl` matched no
+# file (its rows silently missing), `b*.jsonl` every file so named. `expand` finds the files;
+# Polars reads each one as named (NDJSON's scan takes no `glob` option: its path is escaped).
+def scan_parquet(path: Path) -> pl.LazyFrame:
+    return pl.scan_parquet(path, glob=False)
+
+
+def scan_lines(path: Path) -> pl.LazyFrame:
+    return pl.scan_lines(path, glob=False)
+
+
+def _scan_ndjson(path: Path, schema: Mapping[str, DType]) -> pl.LazyFrame:
+    return pl.scan_ndjson(re.sub(r"([][*?])", r"[\1]", str(path)), schema=schema)
 
 
 def _number_text(column: pl.Expr, dtype: DType) -> pl.Expr:
@@ -186,7 +202,7 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 def _csv_scan(path: Path) -> pl.LazyFrame:
     # (An empty file, without a header, holds no rows.)
-    return pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False)
+    return pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False, glob=False)
 
 
 def _lines(path: Path) -> int:
@@ -218,7 +234,7 @@ def _read_whole(file: EventFile) -> bool:
         check = _csv_scan(file.path).select(pl.len().alias("rows"), pl.all().null_count())
     else:
         schema = {**_ndjson_schema(()), "properties": pl.Struct({})}
-        check = pl.scan_ndjson(file.path, schema=schema).select(pl.len().alias("rows"), pl.all().null_count())
+        check = _scan_ndjson(file.path, schema).select(pl.len().alias("rows"), pl.all().null_count())
     try:
         rows = check.collect().get_column("rows").item()
     except pl.exceptions.PolarsError:
@@ -356,14 +372,14 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
     prop_types: dict[str, DType]
     malformed: pl.Expr = pl.lit(None, dtype=pl.String)
     if file.format == "ndjson" and not _unread(file):
-        frame = pl.scan_ndjson(file.path, schema=_ndjson_schema(properties))
+        frame = _scan_ndjson(file.path, _ndjson_schema(properties))
         columns = {f: pl.col(f) for f in FIELDS}
         types = dict.fromkeys(FIELDS, pl.String())
         props = {name: pl.col("properties").struct.field(name) for name in properties}
         prop_types = dict.fromkeys(properties, pl.String())
     elif file.format == "ndjson":
         # Line by line, so that a broken line is an invalid row with its reason, not a failed run.
-        frame = pl.scan_lines(file.path) if _utf8(file.path) else _lossy_lines(file.path)
+        frame = scan_lines(file.path) if _utf8(file.path) else _lossy_lines(file.path)
         line = pl.col("line").str.strip_prefix("\ufeff")  # a byte-order mark some editors write first
         whole = line.str.json_path_match("$")  # (null for `null`, which is JSON, not an object)
         malformed = (
@@ -391,7 +407,7 @@ def _scan_one(file: EventFile, properties: Sequence[str]) -> pl.LazyFrame:
             if _unread(file):
                 frame, malformed = _csv_records(file.path), pl.col("_malformed")
         else:
-            frame = pl.scan_parquet(file.path)
+            frame = scan_parquet(file.path)
         try:
             available = frame.collect_schema()
         except pl.exceptions.ComputeError as exc:
