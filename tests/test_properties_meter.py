@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import pricing
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW
 from pricing.engine.meter import quantities
-from pricing.engine.scan import _UNREAD, EventFile, _scan_one, _stamp
+from pricing.engine.scan import _UNREAD, EventFile, _stamp, scan_events
 from tests.reference import Row, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -209,13 +209,13 @@ def test_a_csv_read_record_by_record_reads_as_polars_reads_it(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.csv"
         path.write_text(buffer.getvalue(), encoding="utf-8")
-        by_polars = _scan_one(EventFile(0, path, "csv"), names)
+        by_polars = scan_events([EventFile(0, path, "csv")], names)
         try:
             expected = by_polars.collect()
         except pl.exceptions.PolarsError:
             return  # a file Polars cannot read: the case the record reader is for
-        _UNREAD.add((path, _stamp(path)))
-        got = _scan_one(EventFile(0, path, "csv"), names).collect()
-        _UNREAD.discard((path, _stamp(path)))
+        _UNREAD[path] = _stamp(path)
+        got = scan_events([EventFile(0, path, "csv")], names).collect()
+        del _UNREAD[path]
     assert got.drop("_malformed").equals(expected.drop("_malformed"))
     assert got.get_column("_malformed").null_count() == got.height

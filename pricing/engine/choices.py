@@ -28,7 +28,7 @@ def input_rows(files: Sequence[EventFile]) -> int:
     rows, text_bytes = 0, 0
     for f in files:
         if f.format == "parquet":
-            rows += int(scan_parquet(f.path).select(pl.len()).collect().item())
+            rows += int(scan_parquet([f.path]).select(pl.len()).collect().item())
         else:
             text_bytes += f.path.stat().st_size
     first = next((f for f in files if f.format != "parquet"), None)

@@ -481,7 +481,10 @@ def _piece_window(window: str) -> list[pl.Expr]:
     return [pl.col(lo).alias("window_start"), pl.col(hi).alias("window_end")]
 
 
-_ORDER = pl.col("_file").cast(pl.UInt64) * (1 << 32) + pl.col("_row").cast(pl.UInt64)
+# A row's position in the input: its file, then its row (numbered across the files one scan
+# reads: up to 2^40 of them, in up to 2^24 files).
+ROW_BITS = 40
+_ORDER = pl.col("_file").cast(pl.UInt64) * (1 << ROW_BITS) + pl.col("_row").cast(pl.UInt64)
 _KEYS = ("customer_id", "contract_id", "period_start", "period_end", "window_start", "window_end")
 
 
@@ -616,7 +619,7 @@ def compile_meter(
         outcome = ["_file", "_bucket", "_reason", "_invalid_at"]
         ledger = [
             pl.len().alias("_n"),
-            pl.col("_row").max().alias("_last_row"),
+            pl.col("_row").min().alias("_first_row"),
         ]
         if chosen == PRE_AGGREGATED:
             # where a rated row is counted, the keys its metrics use, its verdicts (others: null)
@@ -838,8 +841,10 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     counted = pre.filter(pl.col("_bucket").is_not_null())  # (PER_METRIC: not the metrics' groups)
     counts = dict(counted.group_by("_bucket").agg(pl.col("_n").sum()).iter_rows())
     buckets = {b: int(counts.get(b, 0)) for b in BUCKETS}
-    # Rows are numbered from 1 in each file, so a file's last row number is its row count.
-    per_file = dict(counted.group_by("_file").agg(pl.col("_last_row").max()).iter_rows())
+    # the rows of each file, and the number its first row has in the rows its scan read
+    files = counted.group_by("_file").agg(pl.col("_n").sum(), pl.col("_first_row").min())
+    per_file = dict(zip(files.get_column("_file"), files.get_column("_n"), strict=True))
+    first_row = dict(zip(files.get_column("_file"), files.get_column("_first_row"), strict=True))
     if unread_found(plan.files, per_file):  # an NDJSON file whose blank lines the reader skipped
         raise UnreadFound
     rows = sum(per_file.values())
@@ -848,15 +853,15 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     names = {f.index: f.path.as_posix() for f in plan.files}
     examples = (
         pre.filter(pl.col("_bucket") == "invalid")
-        .select("_reason", "_invalid_at")
+        .select("_reason", "_file", "_invalid_at")
         .sort("_invalid_at")
         .group_by("_reason", maintain_order=True)
         .head(INVALID_EXAMPLES)
         .sort("_invalid_at")
     )
-    invalid = tuple(
-        InvalidRow(str(reason), names[int(order) >> 32], int(order) & 0xFFFFFFFF)
-        for reason, order in examples.iter_rows()
+    invalid = tuple(  # (its row in its file, numbered from 1)
+        InvalidRow(str(reason), names[file], (int(order) & ((1 << ROW_BITS) - 1)) - first_row[file] + 1)
+        for reason, file, order in examples.iter_rows()
     )
     if plan.strategy == PRE_AGGREGATED:
         mine = pre.filter(pl.col("_bucket") == "rated")
