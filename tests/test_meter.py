@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from pricing.engine import choices, meter
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at
 from pricing.engine.meter import quantities
 from pricing.engine.plan import UsageResult, compile
-from pricing.engine.scan import EventInputError, expand
+from pricing.engine.scan import EventInputError, EventReadError, expand
 from tests.conftest import CASES, REPO
 
 CASE = CASES / "meter"
@@ -447,8 +448,46 @@ def test_event_arguments(tmp_path: Path) -> None:
     with pytest.raises(EventInputError, match="no such file, folder or matching glob"):
         expand([str(tmp_path / "missing.jsonl")])
     (tmp_path / "notes.txt").write_text("")
-    with pytest.raises(EventInputError, match="unknown event file type"):
+    with pytest.raises(EventInputError, match="unknown event file type") as raised:
         expand([str(tmp_path / "notes.txt")])
+    assert str(raised.value).endswith(
+        "expected one of .jsonl, .ndjson, .csv, .parquet, .jsonl.gz, .ndjson.gz, .csv.gz"
+    )
+    (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(b""))
+    (tmp_path / "d.parquet.gz").write_bytes(gzip.compress(b""))  # (Parquet compresses itself)
+    assert [(f.path.name, f.format) for f in expand([str(tmp_path)])] == [
+        ("a.csv", "csv"),
+        ("b.jsonl", "ndjson"),
+        ("c.jsonl.gz", "ndjson"),
+    ]
+
+
+def test_gzip_compressed_text_files(tmp_path: Path) -> None:
+    """NDJSON and CSV files may be gzip-compressed (as warehouse exports are): read as the plain
+    ones, also line by line and record by record; found to be compressed by their first bytes,
+    as Polars finds it, whatever their name. A truncated one stops the run, with the reason."""
+    plain = [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")]
+    packed = [str(tmp_path / "part1.jsonl.gz"), str(tmp_path / "part2.csv.gz")]
+    for source, target in zip(plain, packed, strict=True):
+        Path(target).write_bytes(gzip.compress(Path(source).read_bytes()))
+    assert usage_of(CASE, packed) == usage_of(CASE, plain)
+    # a blank line and a broken record: read line by line, and record by record
+    lines = (CASE / "part1.jsonl").read_bytes().splitlines(keepends=True)
+    (tmp_path / "blank.jsonl").write_bytes(gzip.compress(b"".join([*lines[:3], b"\n", *lines[3:]])))
+    broken = b"transaction_id,customer_id,event_type,timestamp\nz1,acme,call,2026-03-02,surplus\n"
+    (tmp_path / "broken.csv").write_bytes(gzip.compress(broken))
+    result = compile(pricing.load(CASE)).usage(
+        [str(tmp_path / n) for n in ("blank.jsonl", "broken.csv")], *MARCH
+    )
+    assert result.ledger.rows == len(lines) + 2
+    assert [(i.reason, Path(i.file).name, i.row) for i in result.ledger.invalid] == [
+        ("blank line", "blank.jsonl", 4),
+        ("5 cells where the header has 4", "broken.csv", 1),
+    ]
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(Path(packed[0]).read_bytes()[:60])
+    with pytest.raises(EventReadError, match=f"^could not read {cut.as_posix()}: "):
+        compile(pricing.load(CASE)).usage([str(cut)], *MARCH)
 
 
 def test_project_timezone_and_dst(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from pricing.engine.scan import EventFile, scan_events, scan_lines, scan_parquet
+from pricing.engine.scan import READ_ERRORS, EventFile, scan_events, scan_lines, scan_parquet, text_bytes
 
 PRE_AGGREGATED, PER_METRIC = "pre-aggregated", "per-metric"
 STRATEGIES = ("auto", PRE_AGGREGATED, PER_METRIC)
@@ -25,17 +25,17 @@ KEPT_AT_MOST = Decimal("0.5")  # the pre-aggregation must be expected to at leas
 def input_rows(files: Sequence[EventFile]) -> int:
     """How many rows the inputs hold: exact for Parquet (its metadata), estimated for text files
     from their size and the bytes per line at the start of the first one."""
-    rows, text_bytes = 0, 0
+    rows, text = 0, 0
     for f in files:
         if f.format == "parquet":
             rows += int(scan_parquet([f.path]).select(pl.len()).collect().item())
         else:
-            text_bytes += f.path.stat().st_size
+            text += text_bytes(f.path)
     first = next((f for f in files if f.format != "parquet"), None)
     if first is not None:
         line = pl.col("line").str.len_bytes() + 1
         lines, size = scan_lines(first.path).head(SAMPLE_ROWS).select(pl.len(), line.sum()).collect().row(0)
-        rows += text_bytes * lines // max(size or 0, 1)
+        rows += text * lines // max(size or 0, 1)
     return rows
 
 
@@ -67,7 +67,7 @@ def counted_rows(files: Sequence[EventFile]) -> int | None:
     read (the run itself will say why)."""
     try:
         return input_rows(files)
-    except pl.exceptions.ComputeError:
+    except READ_ERRORS:
         return None
 
 
@@ -123,7 +123,7 @@ def choose_strategy(
     combination = pl.struct(pl.col("customer_id"), *keys)
     try:  # (a combination as a 64-bit hash: counting distinct hashes is the faster)
         combos = sample.select(combination.hash().alias("keys")).collect().get_column("keys")
-    except pl.exceptions.PolarsError:  # a file Polars' reader cannot read whole, say
+    except READ_ERRORS:  # a file Polars' reader cannot read whole, say
         combos = None
     if combos is None or rows is None:
         return PRE_AGGREGATED, "the events could not be sampled"  # the run itself will say why

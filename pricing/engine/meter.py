@@ -65,7 +65,15 @@ from pricing.engine.choices import (
     choose_strategy,
     counted_rows,
 )
-from pricing.engine.scan import PREFIX, UTC_TIME, EventFile, EventReadError, scan_events, unread_found
+from pricing.engine.scan import (
+    PREFIX,
+    READ_ERRORS,
+    UTC_TIME,
+    EventFile,
+    EventReadError,
+    scan_events,
+    unread_found,
+)
 from pricing.expr.ast import properties
 from pricing.expr.lower import Columns, Lowered, lower, not_a_number
 from pricing.expr.types import check
@@ -830,10 +838,10 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         # events while the ids are being gathered)
         duplicates = None if plan.repeated is None else plan.repeated.collect(engine)
         pre = plan.over(duplicates).collect(engine=engine)
-    except pl.exceptions.PolarsError as exc:  # (a reader's error, or one of its values')
+    except READ_ERRORS as exc:  # (a reader's error, or one of its values')
         if unread_found(plan.files):
             raise UnreadFound from exc
-        if not isinstance(exc, pl.exceptions.ComputeError):
+        if not isinstance(exc, pl.exceptions.ComputeError | OSError):
             raise
         paths = ", ".join(f.path.as_posix() for f in plan.files)
         reason = str(exc).strip().splitlines()[0]

@@ -18,16 +18,22 @@ from __future__ import annotations
 import codecs
 import csv
 import glob
+import gzip
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import polars as pl
 from polars._typing import PolarsDataType as DType
 
 FORMATS = {".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv", ".parquet": "parquet"}
+GZIP = ".gz"  # (ext) NDJSON and CSV files may be gzip-compressed: `events.jsonl.gz`
+EXTENSIONS = ", ".join([*FORMATS, *(e + GZIP for e, f in FORMATS.items() if f != "parquet")])
 FIELDS = ("transaction_id", "customer_id", "event_type", "timestamp")
 PREFIX = "p."  # our columns
 FLAT = "properties."  # flat property columns in CSV and Parquet files
@@ -36,6 +42,10 @@ UTC_TIME = pl.Datetime("us", "UTC")
 
 class EventInputError(Exception):
     """An events argument that names no readable event file."""
+
+
+# What a reader raises on a file it cannot read (OSError: a broken compressed file)
+READ_ERRORS = (pl.exceptions.PolarsError, OSError)
 
 
 class EventReadError(Exception):
@@ -59,6 +69,14 @@ def event_paths(arguments: EventPaths) -> tuple[str | Path, ...]:
     return (arguments,) if isinstance(arguments, str | Path) else tuple(arguments)
 
 
+def format_of(path: Path) -> str | None:
+    """An event file's format by its name's extension, None if it names no event file."""
+    if path.suffix == GZIP:
+        inner = FORMATS.get(path.with_suffix("").suffix)
+        return inner if inner != "parquet" else None  # (Parquet compresses its own columns)
+    return FORMATS.get(path.suffix)
+
+
 def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
     """Paths, globs and folders (`event_paths`) to event files in input order; each file once.
     None is an error, as a glob matching nothing is."""
@@ -68,25 +86,62 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
         text = str(argument)
         path = Path(text)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in FORMATS and p.is_file())
+            found = sorted(p for p in path.rglob("*") if format_of(p) and p.is_file())
         elif path.is_file():  # (before a glob: `a[1].jsonl` may be a file's name)
-            if path.suffix not in FORMATS:
-                known = ", ".join(FORMATS)
-                raise EventInputError(f"{text}: unknown event file type; expected one of {known}")
+            if format_of(path) is None:
+                raise EventInputError(f"{text}: unknown event file type; expected one of {EXTENSIONS}")
             found = [path]
         elif glob.has_magic(text):
-            found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix in FORMATS)
+            found = sorted(Path(p) for p in glob.glob(text, recursive=True) if format_of(Path(p)))
         else:
             raise EventInputError(f"{text}: no such file, folder or matching glob")
         if not found:
-            raise EventInputError(f"{text}: holds no event files ({', '.join(FORMATS)})")
+            raise EventInputError(f"{text}: holds no event files ({EXTENSIONS})")
         for p in found:
             if p not in seen:
                 seen.add(p)
                 paths.append(p)
     if not paths:
         raise EventInputError("no events given: name event files, globs or folders")
-    return tuple(EventFile(i, p, FORMATS[p.suffix]) for i, p in enumerate(paths))
+    return tuple(EventFile(i, p, format_of(p) or "") for i, p in enumerate(paths))
+
+
+def _gzipped(path: Path) -> bool:
+    """Whether a file is gzip-compressed, found as Polars finds it: by its first bytes."""
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Reading a file here, where a broken compressed file is an EventReadError."""
+    try:
+        yield
+    except (OSError, EOFError, zlib.error) as exc:
+        raise EventReadError(f"could not read {path.as_posix()}: {exc}") from exc
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """A text event file's bytes, decompressed, a megabyte at a time."""
+    with _reading(path), gzip.open(path) if _gzipped(path) else path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
+
+
+def text_bytes(path: Path) -> int:
+    """The bytes of a text event file's text: its size, or for a compressed file its size
+    times the ratio at which its first megabyte decompresses."""
+    size = path.stat().st_size
+    if not _gzipped(path):
+        return size
+    with path.open("rb") as handle:
+        start = handle.read(1 << 20)
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # (a gzip header)
+    try:
+        text = len(inflate.decompress(start))
+    except zlib.error:
+        return size  # (broken: its scan will say so)
+    return size * text // max(len(start) - len(inflate.unused_data), 1)  # (of its first member)
 
 
 # Polars expands glob characters in the paths it reads: a file named `a[1].jsonl` matched no
@@ -222,11 +277,12 @@ def _lines(path: Path) -> int:
     """The lines of a file as Polars' line reader counts them (a last line without its newline
     too), read in chunks here: a Polars query per file cost 1 ms a file (0.8 s for a thousand
     small files), and one query over many files starts a thread per file."""
+    if _gzipped(path):  # (Polars decompresses faster: 1M events, 0.24 s against 0.58 s here)
+        return int(scan_lines(path).select(pl.len()).collect().item())
     lines, last = 0, b"\n"
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
+    for chunk in _chunks(path):
+        lines += chunk.count(b"\n")
+        last = chunk[-1:]
     return lines + (last != b"\n")
 
 
@@ -251,7 +307,7 @@ def _read_whole(file: EventFile) -> bool:
         check = _scan_ndjson([file.path], schema).select(pl.len().alias("rows"), pl.all().null_count())
     try:
         rows = check.collect().get_column("rows").item()
-    except pl.exceptions.PolarsError:
+    except READ_ERRORS:
         return False
     return file.format == "csv" or bool(rows == _lines(file.path))
 
@@ -275,13 +331,12 @@ def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = No
 def _utf8(path: Path) -> bool:
     """Whether a file is UTF-8 text throughout (Polars' line reader refuses any other)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as handle:
-        try:
-            while chunk := handle.read(1 << 20):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return False
+    try:
+        for chunk in _chunks(path):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
     return True
 
 
@@ -289,12 +344,25 @@ def _lossy_lines(path: Path) -> pl.LazyFrame:
     """The lines of a text file that is not all UTF-8, as Polars' line reader gives those of one
     that is (a line per newline, a last line without one too, "\\r\\n" read as a newline), into
     memory; bytes that are not UTF-8 read as U+FFFD, as CSV files are read."""
-    chunks: list[pl.DataFrame] = []
-    with path.open("rb") as handle:
-        while lines := handle.readlines(1 << 24):
-            text = [line.removesuffix(b"\n").removesuffix(b"\r").decode(errors="replace") for line in lines]
-            chunks.append(pl.DataFrame({"line": text}, schema={"line": pl.String()}))
-    return pl.concat(chunks).lazy() if chunks else pl.LazyFrame(schema={"line": pl.String()})
+    frames: list[pl.DataFrame] = []
+    rest = b""
+    for chunk in _chunks(path):
+        *lines, rest = (rest + chunk).split(b"\n")
+        frames.append(_text_lines(lines))
+    return pl.concat([*frames, _text_lines([rest] if rest else [])]).lazy()
+
+
+def _text_lines(lines: list[bytes]) -> pl.DataFrame:
+    text = [line.removesuffix(b"\r").decode(errors="replace") for line in lines]
+    return pl.DataFrame({"line": text}, schema={"line": pl.String()})
+
+
+def _csv_text(path: Path) -> TextIO:
+    """A CSV file's text as Polars reads it: a byte-order mark dropped, bytes that are not UTF-8
+    as U+FFFD, line ends left to the CSV reader."""
+    if _gzipped(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+    return path.open(encoding="utf-8-sig", errors="replace", newline="")
 
 
 # Python's words for broken quoting, in a finance reader's
@@ -312,7 +380,7 @@ def _csv_records(path: Path) -> pl.LazyFrame:
     that reason; its cells are not read. Otherwise as Polars reads a CSV file: missing cells are
     absent, a blank line is a row of nothing, a repeated name is its first column."""
     chunks: list[pl.DataFrame] = []
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+    with _reading(path), _csv_text(path) as handle:
         reader = csv.reader(handle, strict=True)
         header = next(reader, [])
         first = {name: i for i, name in reversed(list(enumerate(header)))}
@@ -398,7 +466,7 @@ def _columns(file: EventFile) -> pl.Schema | None:
     )
     try:
         return frame.collect_schema()
-    except pl.exceptions.ComputeError as exc:
+    except READ_ERRORS as exc:
         reason = str(exc).strip().splitlines()[0]
         raise EventReadError(f"could not read {file.path.as_posix()}: {reason}") from exc
 
