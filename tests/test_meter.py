@@ -99,9 +99,11 @@ def test_one_scan_per_file(strategy: str) -> None:
 
 
 def test_consecutive_files_of_one_kind_are_read_by_one_scan(tmp_path: Path) -> None:
-    """NDJSON files that Polars' reader reads, and CSV or Parquet files of one schema, are read
-    by one scan per run of them (a scan per file cost 1.4 ms a file); each row keeps its file
-    and its row in it (invalid rows are named so), and the first of an id in input order counts."""
+    """NDJSON files that Polars' reader reads, CSV files of one header and Parquet files whose
+    columns agree are read by one scan per run of them (a scan per file cost about 1 ms a file);
+    each row keeps its file and its row in it (invalid rows are named so), and the first of an
+    id in input order counts. A Parquet file without a column the run reads reads as one with
+    that column null; one whose column has another type is read by a scan of its own."""
     call = '{{"transaction_id": "{}", "customer_id": "{}", "event_type": "call", "timestamp": "2026-03-02"}}'
     texts = {
         "a.jsonl": [("n1", "acme"), ("n2", "acme")],
@@ -116,18 +118,31 @@ def test_consecutive_files_of_one_kind_are_read_by_one_scan(tmp_path: Path) -> N
     frame.with_columns(
         ids, pl.when(pl.int_range(pl.len()) != 2).then("customer_id").alias("customer_id")
     ).write_parquet(tmp_path / "e.parquet")
-    frame.with_columns(ids + "f", pl.lit(1).alias("extra")).write_parquet(tmp_path / "f.parquet")
-    files = [str(tmp_path / name) for name in (*texts, "d.parquet", "e.parquet", "f.parquet")]
+    # without the region column (and with one the run does not read), and with it null
+    without = frame.with_columns(ids + "f", pl.lit(1).alias("extra"))
+    without.drop("properties.region").write_parquet(tmp_path / "f.parquet")
+    without.with_columns(pl.lit(None, pl.String).alias("properties.region")).write_parquet(
+        tmp_path / "f2.parquet"
+    )
+    frame.with_columns(ids + "g", pl.col("properties.cost").cast(pl.Float64)).write_parquet(
+        tmp_path / "g.parquet"
+    )
+    names = [*texts, "d.parquet", "e.parquet", "f.parquet", "g.parquet"]
+    files = [str(tmp_path / name) for name in names]
     plan = compile(pricing.load(CASE))
     explained = plan.compile_usage(files, *MARCH).frame.explain()
     assert (explained.count("NDJson SCAN"), explained.count("Parquet SCAN")) == (1, 2)
     result = plan.usage(files, *MARCH)
-    assert (result.ledger.rows, result.ledger.buckets["duplicate"]) == (6 + 3 * frame.height, 1)
+    assert (result.ledger.rows, result.ledger.buckets["duplicate"]) == (6 + 4 * frame.height, 1)
     assert [(i.reason, Path(i.file).name, i.row) for i in result.ledger.invalid] == [
         ("missing customer_id", "b.jsonl", 2),
         ("missing customer_id", "c.jsonl", 1),
         ("missing customer_id", "e.parquet", 3),
     ]
+    nulled = plan.usage([f.replace("f.parquet", "f2.parquet") for f in files], *MARCH)
+    assert result.usage.equals(nulled.usage)
+    by_region = {(m, str(g)): q for c, _, m, g, q in quantities(result.usage) if c == "acme"}
+    assert by_region[("by_region", "{'region': 'us'}")] == 10 + 9 + 0 + 10  # d, e (row 3), f, g
 
 
 def test_the_pre_aggregation_streams(tmp_path: Path) -> None:

@@ -22,11 +22,11 @@ import gzip
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import polars as pl
 from polars._typing import PolarsDataType as DType
@@ -148,8 +148,13 @@ def text_bytes(path: Path) -> int:
 # file (its rows silently missing), `b*.jsonl` every file so named. `expand` finds the files;
 # Polars reads each one as named (NDJSON's scan takes no `glob` option: its paths are escaped).
 # Several files read by one scan give each row's file as `_path` (`include`).
-def scan_parquet(paths: Sequence[Path], include: str | None = None) -> pl.LazyFrame:
-    return pl.scan_parquet([str(p) for p in paths], glob=False, include_file_paths=include)
+def scan_parquet(
+    paths: Sequence[Path], include: str | None = None, schema: pl.Schema | None = None
+) -> pl.LazyFrame:
+    """Parquet files; given a `schema`, those of its columns that a file lacks are null."""
+    options: dict[str, Any] = {"missing_columns": "insert", "extra_columns": "ignore"} if schema else {}
+    named = [str(p) for p in paths]
+    return pl.scan_parquet(named, glob=False, include_file_paths=include, schema=schema, **options)
 
 
 def scan_lines(path: Path) -> pl.LazyFrame:
@@ -449,39 +454,54 @@ class _Batch:
     columns: pl.Schema | None
 
 
-def _columns(file: EventFile) -> pl.Schema | None:
-    """The columns of a CSV or Parquet file that Polars reads whole, as its scan reads them
-    (None for NDJSON, whose schema is given, and for a file read record by record)."""
-    if file.format == "ndjson" or _unread(file):
+def _columns(file: EventFile, properties: Sequence[str]) -> pl.Schema | None:
+    """The columns of a file that Polars reads whole, as its scan reads them: of a CSV file, its
+    header; of a Parquet file, those the run reads; of NDJSON, none (its schema is given). None
+    for a file read record by record."""
+    if _unread(file):
         return None
+    if file.format == "ndjson":
+        return pl.Schema()
     try:
-        return _reader(file)([file.path], None).collect_schema()
+        if file.format == "csv":
+            return _csv_scan([file.path]).collect_schema()
+        available = scan_parquet([file.path]).collect_schema()
     except READ_ERRORS as exc:
         reason = str(exc).strip().splitlines()[0]
         raise EventReadError(f"could not read {file.path.as_posix()}: {reason}") from exc
+    read = {*FIELDS, "properties", *(FLAT + name for name in properties)}
+    return pl.Schema({c: t for c, t in available.items() if c in read})
 
 
-def _reader(file: EventFile) -> Callable[[Sequence[Path], str | None], pl.LazyFrame]:
-    return scan_parquet if file.format == "parquet" else _csv_scan
+def _merged(batch: pl.Schema, columns: pl.Schema, parquet: bool) -> pl.Schema | None:
+    """The columns of a batch with a file's added, if one scan can read them: NDJSON files, CSV
+    files with one header; Parquet files whose columns agree in type, where a file that lacks a
+    column has it null (a property absent, as it is from the file itself) — unless they hold a
+    `properties` struct or map, whose fields could stand for another file's columns."""
+    if batch == columns:
+        return batch
+    if not parquet or "properties" in batch or "properties" in columns:
+        return None
+    if any(batch[c] != t for c, t in columns.items() if c in batch):
+        return None
+    return pl.Schema({**batch, **columns})
 
 
-def _batches(files: Sequence[EventFile]) -> list[_Batch]:
-    """The files in runs that one scan each reads: NDJSON files that Polars' reader reads whole
-    (their schema is given), CSV files with one header, Parquet files of one schema. A file read
-    line by line or record by record is read on its own. (A scan per file cost about 1 ms a
-    file to plan and run: 500,000 events in 5,000 files, 5.5–8.1 s, now 2.6–3.1 s.)"""
+def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Batch]:
+    """The files in runs that one scan each reads (`_merged`); a file read line by line or
+    record by record is read on its own. (A scan per file cost about 1 ms a file to plan and
+    run: 500,000 events in 5,000 files, 5.5–8.1 s, now 2.6–3.1 s.)"""
     runs: list[tuple[list[EventFile], pl.Schema | None]] = []
     for file in files:
-        columns = _columns(file)
-        if runs and _together(runs[-1][0][-1], file) and runs[-1][1] == columns:
-            runs[-1][0].append(file)
-        else:
-            runs.append(([file], columns))
+        columns = _columns(file, properties)
+        if runs and (last := runs[-1])[1] is not None and columns is not None:
+            same = last[0][-1].format == file.format
+            merged = _merged(last[1], columns, file.format == "parquet") if same else None
+            if merged is not None:
+                runs[-1] = (last[0] + [file], merged)
+                continue
+        runs.append(([file], columns))
     return [_Batch(tuple(run), columns) for run, columns in runs]
-
-
-def _together(last: EventFile, file: EventFile) -> bool:
-    return last.format == file.format and not _unread(last) and not _unread(file)
 
 
 def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
@@ -529,7 +549,10 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
             frame, malformed = _csv_records(file.path), pl.col("_malformed")
             available = frame.collect_schema()
         else:
-            frame, available = _reader(file)(paths, include), batch.columns
+            available = batch.columns
+            frame = (
+                _csv_scan(paths, include) if file.format == "csv" else scan_parquet(paths, include, available)
+            )
         if file.format == "csv":  # an empty cell, quoted ("") or not, is an absent value
             read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
             frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
@@ -561,4 +584,4 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
 def scan_events(files: Sequence[EventFile], properties: Iterable[str]) -> pl.LazyFrame:
     """All files as one lazy frame, in input order, with the given properties as columns."""
     names = sorted(set(properties))
-    return pl.concat([_scan(batch, names) for batch in _batches(files)], how="vertical")
+    return pl.concat([_scan(batch, names) for batch in _batches(files, names)], how="vertical")
