@@ -25,12 +25,11 @@ KEPT_AT_MOST = Decimal("0.5")  # the pre-aggregation must be expected to at leas
 def input_rows(files: Sequence[EventFile]) -> int:
     """How many rows the inputs hold: exact for Parquet (its metadata), estimated for text files
     from their size and the bytes per line at the start of the first one."""
-    rows, text = 0, 0
-    for f in files:
-        if f.format == "parquet":
-            rows += int(scan_parquet([f.path]).select(pl.len()).collect().item())
-        else:
-            text += text_bytes(f.path)
+    parquet = [f.path for f in files if f.format == "parquet"]
+    # (one query for them all, whatever their columns: one per file took 0.54 s for 720 files)
+    counted = scan_parquet(parquet, schema=pl.Schema()).select(pl.len()) if parquet else None
+    rows = 0 if counted is None else int(counted.collect().item())
+    text = sum(text_bytes(f.path) for f in files if f.format != "parquet")
     first = next((f for f in files if f.format != "parquet"), None)
     if first is not None:
         line = pl.col("line").str.len_bytes() + 1

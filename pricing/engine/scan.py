@@ -152,7 +152,8 @@ def scan_parquet(
     paths: Sequence[Path], include: str | None = None, schema: pl.Schema | None = None
 ) -> pl.LazyFrame:
     """Parquet files; given a `schema`, those of its columns that a file lacks are null."""
-    options: dict[str, Any] = {"missing_columns": "insert", "extra_columns": "ignore"} if schema else {}
+    given = schema is not None
+    options: dict[str, Any] = {"missing_columns": "insert", "extra_columns": "ignore"} if given else {}
     named = [str(p) for p in paths]
     return pl.scan_parquet(named, glob=False, include_file_paths=include, schema=schema, **options)
 
