@@ -112,6 +112,22 @@ def write_ndjson(path: Path, rows: list[Row]) -> None:
             f.write(json.dumps(out) + "\n")
 
 
+def write_parquet(path: Path, rows: list[Row], typed: bool = False) -> None:
+    """The rows as a Parquet file with a `properties.<name>` column for each property that one
+    of them has, and the fields that one has; `typed`: the event type as a categorical."""
+    columns: dict[str, list[Any]] = {}
+    for i, row in enumerate(rows):
+        flat = {k: v for k, v in row.items() if k != "properties"}
+        flat |= {f"properties.{k}": v for k, v in row["properties"].items()}
+        for name, value in flat.items():
+            if value is not None:
+                columns.setdefault(name, [None] * len(rows))[i] = value
+    frame = pl.DataFrame(columns, schema_overrides={"timestamp": pl.Datetime("us", "UTC")})
+    if typed and "event_type" in frame.columns:
+        frame = frame.with_columns(pl.col("event_type").cast(pl.Categorical))
+    frame.write_parquet(path)
+
+
 def run_engine(
     root: Path, files: list[Path], strategy: str = "auto", dedup: str = "auto"
 ) -> tuple[dict[Any, Decimal], dict[str, int]]:
@@ -157,6 +173,15 @@ def test_plan_equals_reference(
         write_ndjson(root / "part2.jsonl", rows[cut:])
         split = [root / "part1.jsonl", root / "part2.jsonl"]
         assert run_engine(root, split, strategy, dedup) == (usage, ledger)
+
+        # ... and over Parquet files, each with just the columns its rows have (one scan reads
+        # them, a column a file lacks null), or with a column of another type (a scan of its own)
+        cuts = sorted(rnd.randint(0, len(rows)) for _ in range(2))
+        parts = [rows[: cuts[0]], rows[cuts[0] : cuts[1]], rows[cuts[1] :]]
+        for i, part in enumerate(parts):
+            write_parquet(root / f"part{i}.parquet", part, typed=i == 2 and rnd.random() < 0.5)
+        pieces = [root / f"part{i}.parquet" for i in range(3)]
+        assert run_engine(root, pieces, strategy, dedup) == (usage, ledger)
 
 
 @SETTINGS
