@@ -173,6 +173,12 @@ def test_plan_equals_reference(
         write_ndjson(root / "part2.jsonl", rows[cut:])
         split = [root / "part1.jsonl", root / "part2.jsonl"]
         assert run_engine(root, split, strategy, dedup) == (usage, ledger)
+        # blank lines (which Polars' reader skips) are invalid rows, and change nothing else
+        text = (root / "part1.jsonl").read_text().splitlines(keepends=True)
+        at = rnd.randint(0, len(text))
+        (root / "part1.jsonl").write_text("".join([*text[:at], "\n", " \t\n", *text[at:]]))
+        blank = {**ledger, "invalid": ledger.get("invalid", 0) + 2}
+        assert run_engine(root, split, strategy, dedup) == (usage, blank)
 
         # ... and over Parquet files, each with just the columns its rows have (one scan reads
         # them, a column a file lacks null), or with a column of another type (a scan of its own)

@@ -1,13 +1,14 @@
 """Event files to one normalised LazyFrame, collected by the run. A text file is read by Polars'
 reader (parallel) until a run finds it cannot be (`unread_found`: a broken line, a row with
-more cells than its header, a blank line the NDJSON reader skips); from then on it is read line
-by line (NDJSON, still lazily, unless it is not all UTF-8) or record by record (CSV, into
-memory), each bad line or record a row of its own with its reason. Bytes that are not UTF-8 are
-read as U+FFFD: the row still reaches the ledger (as an unknown customer, say).
+more cells than its header); from then on it is read line by line (NDJSON, still lazily,
+unless it is not all UTF-8) or record by record (CSV, into memory), each bad line or record a
+row of its own with its reason. An NDJSON file whose only lines the reader skips are blank is
+still read by it, its blank lines added as rows. Bytes that are not UTF-8 are read as U+FFFD:
+the row still reaches the ledger (as an unknown customer, say).
 
-Consecutive files that Polars reads alike (NDJSON read whole; CSV or Parquet of one schema) are
-read by one scan. Every input row keeps where it came from (`_file`; `_row`, numbered across
-its scan's files), so the ledger can account for it.
+Consecutive files that Polars reads alike (NDJSON read whole; CSV of one header; Parquet whose
+columns agree) are read by one scan. Every input row keeps where it came from (`_file`; `_row`,
+numbered across its scan's files), so the ledger can account for it.
 Properties that the plan needs become String columns `p.<name>`, compared as text; a number is
 written by its shortest decimal text (`2.50` → `"2.5"`). Timestamps become UTC datetimes; a row
 whose timestamp does not parse keeps a null `timestamp` and is counted invalid by the ledger.
@@ -295,6 +296,9 @@ def _lines(path: Path) -> int:
 # Text files that Polars' readers cannot read whole, path → `_stamp`: so a changed file is
 # looked at again. They are read line by line (NDJSON) or record by record (CSV) instead.
 _UNREAD: dict[Path, tuple[int, int]] = {}
+# NDJSON files whose only lines the reader does not read are blank (it skips them), path →
+# `_stamp`: read by the reader still, their blank lines (found anew each time) added as rows.
+_BLANK: dict[Path, tuple[int, int]] = {}
 
 
 def _unread(file: EventFile) -> bool:
@@ -302,36 +306,59 @@ def _unread(file: EventFile) -> bool:
     return stamp is not None and stamp == _stamp(file.path)
 
 
-def _read_whole(file: EventFile) -> bool:
-    """Whether Polars' reader reads the text file with a row per line (NDJSON: no blank or broken
-    line, no line that is not an object, no `properties` that is not one) or per record (CSV: no
-    row with more cells than the header, no broken quoting), found by reading it."""
+def _blank(file: EventFile) -> bool:
+    stamp = _BLANK.get(file.path)
+    return stamp is not None and stamp == _stamp(file.path)
+
+
+def _blank_lines(path: Path) -> pl.Series:
+    """The numbers of a file's blank lines (nothing but spaces, tabs, a carriage return)."""
+    at = scan_lines(path).with_row_index("at", offset=1)
+    return at.filter(pl.col("line").str.strip_chars() == "").collect().get_column("at").cast(pl.UInt64)
+
+
+def _reader_rows(file: EventFile) -> int | None:
+    """The rows Polars' reader reads from a text file, None if it cannot read it (NDJSON: a broken
+    line, a line that is not an object, a `properties` that is not one; CSV: a row with more
+    cells than the header, broken quoting)."""
     if file.format == "csv":
         check = _csv_scan([file.path]).select(pl.len().alias("rows"), pl.all().null_count())
     else:
         schema = {**_ndjson_schema(()), "properties": pl.Struct({})}
         check = _scan_ndjson([file.path], schema).select(pl.len().alias("rows"), pl.all().null_count())
     try:
-        rows = check.collect().get_column("rows").item()
+        return int(check.collect().get_column("rows").item())
     except READ_ERRORS:
+        return None
+
+
+def _mark(file: EventFile, rows: int | None) -> bool:
+    """Mark a text file that the reader read `rows` rows of (None: it failed), unless those are
+    all its rows; whether it was marked. An NDJSON file whose every line missing is blank is
+    marked so (a stray blank line cost a run line by line: 1M events, 18 s against 3 s)."""
+    if rows is not None and (file.format == "csv" or rows == (lines := _lines(file.path))):
         return False
-    return file.format == "csv" or bool(rows == _lines(file.path))
+    stamp = _stamp(file.path)
+    if rows is not None and rows + len(_blank_lines(file.path)) == lines:
+        _BLANK[file.path] = stamp
+        return True
+    _UNREAD[file.path] = stamp
+    return True
 
 
 def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = None) -> bool:
-    """Mark the text files that Polars' readers cannot read whole, to be read line by line or
-    record by record from now on; whether any was found. After a failed read (`rows` None) each
-    text file not yet marked is read to find out; after a read that succeeded, an NDJSON file
-    that gave fewer rows (`rows`: file index → rows read) than it has lines (the reader skips
-    blank lines) is marked. A file is not checked before its run: reading it once more cost a
-    fifth of metering it (a fifth of 2.4 s for 1M NDJSON events)."""
+    """Mark the text files that Polars' readers cannot read whole (`_mark`); whether any was
+    found. After a failed read (`rows` None) each text file not yet marked is read to find out;
+    after a read that succeeded, an NDJSON file that gave fewer rows (`rows`: file index → rows
+    read) than it has lines (the reader skips blank lines) is marked. A file is not checked
+    before its run: reading it once more cost a fifth of metering it (a fifth of 2.4 s for 1M
+    NDJSON events)."""
+    text = [f for f in files if f.format != "parquet" and not _unread(f)]
     if rows is None:
-        found = [f for f in files if f.format != "parquet" and not _unread(f) and not _read_whole(f)]
+        marked = [_mark(f, _reader_rows(f)) for f in text if not _blank(f)]
     else:
-        ndjson = (f for f in files if f.format == "ndjson" and not _unread(f))
-        found = [f for f in ndjson if rows.get(f.index, 0) != _lines(f.path)]
-    _UNREAD.update((f.path, _stamp(f.path)) for f in found)
-    return bool(found)
+        marked = [_mark(f, rows.get(f.index, 0)) for f in text if f.format == "ndjson"]
+    return any(marked)
 
 
 def _utf8(path: Path) -> bool:
@@ -458,8 +485,8 @@ class _Batch:
 def _columns(file: EventFile, properties: Sequence[str]) -> pl.Schema | None:
     """The columns of a file that Polars reads whole, as its scan reads them: of a CSV file, its
     header; of a Parquet file, those the run reads; of NDJSON, none (its schema is given). None
-    for a file read record by record."""
-    if _unread(file):
+    for a file read on its own: line by line, record by record, or with blank lines added."""
+    if _unread(file) or _blank(file):
         return None
     if file.format == "ndjson":
         return pl.Schema()
@@ -572,14 +599,30 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
         index = pl.col(include).cast(names).to_physical().cast(pl.UInt32) + file.index
     selected = [
         index.alias("_file"),
-        pl.col("_row"),
+        pl.col("_row").cast(pl.UInt64),
         *(columns[f].cast(pl.String).alias(f) for f in ("transaction_id", "customer_id", "event_type")),
         _timestamp(columns["timestamp"], types["timestamp"]).alias("timestamp"),
         _absent(columns["timestamp"], types["timestamp"]).alias("_no_timestamp"),
         malformed.alias("_malformed"),
         *(_number_text(props[n], prop_types[n]).alias(PREFIX + n) for n in properties),
     ]
-    return frame.with_row_index("_row", offset=1).select(selected)
+    scanned = frame.with_row_index("_row", offset=1)
+    if file.format != "ndjson" or _unread(file) or not _blank(file):
+        return scanned.select(selected)
+    blank = _blank_lines(file.path)
+    # Read by the reader, which skips blank lines: each row's line is its row number plus the
+    # blank lines before it; each blank line an invalid row of its own.
+    row = pl.col("_row").cast(pl.UInt64)
+    shift = blank - pl.int_range(0, len(blank), dtype=pl.UInt64, eager=True)  # (rows before each)
+    line = row + pl.lit(shift).search_sorted(row, side="right").cast(pl.UInt64)  # (UInt64, as `selected`)
+    blanks = pl.LazyFrame({"_file": pl.Series([file.index] * len(blank), dtype=pl.UInt32), "_row": blank})
+    return pl.concat(
+        [
+            scanned.with_columns(line.alias("_row")).select(selected),
+            blanks.with_columns(pl.lit("blank line").alias("_malformed")),
+        ],
+        how="diagonal_relaxed",
+    )
 
 
 def scan_events(files: Sequence[EventFile], properties: Iterable[str]) -> pl.LazyFrame:
