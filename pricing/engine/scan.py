@@ -171,7 +171,8 @@ def _scan_ndjson(
 
 
 def _csv_scan(paths: Sequence[Path], include: str | None = None) -> pl.LazyFrame:
-    # (An empty file, without a header, holds no rows.)
+    # (An empty file, without a header, holds no rows. No schema is given: with one, Polars
+    # reads a row with more cells than it has by position, or drops the surplus.)
     return pl.scan_csv(
         [str(p) for p in paths],
         infer_schema=False,
@@ -578,9 +579,8 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
             available = frame.collect_schema()
         else:
             available = batch.columns
-            frame = (
-                _csv_scan(paths, include) if file.format == "csv" else scan_parquet(paths, include, available)
-            )
+            csv = file.format == "csv"
+            frame = _csv_scan(paths, include) if csv else scan_parquet(paths, include, available)
         if file.format == "csv":  # an empty cell, quoted ("") or not, is an absent value
             read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
             frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
