@@ -470,6 +470,9 @@ def test_event_arguments(tmp_path: Path) -> None:
     )
     (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(b""))
     (tmp_path / "d.parquet.gz").write_bytes(gzip.compress(b""))  # (Parquet compresses itself)
+    (tmp_path / "._c.jsonl").write_bytes(b"\x00\x05\x16\x07")  # hidden (macOS's AppleDouble)
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "e.jsonl").write_text("")
     assert [(f.path.name, f.format) for f in expand([str(tmp_path)])] == [
         ("a.csv", "csv"),
         ("b.jsonl", "ndjson"),

@@ -78,6 +78,12 @@ def format_of(path: Path) -> str | None:
     return FORMATS.get(path.suffix)
 
 
+def _shown(path: Path, folder: Path) -> bool:
+    """Whether a file found in a folder is neither hidden nor in a hidden folder under it (as
+    spec files: `.git/`, macOS's `._events.jsonl`, which hold no events)."""
+    return not any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
 def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
     """Paths, globs and folders (`event_paths`) to event files in input order; each file once.
     None is an error, as a glob matching nothing is."""
@@ -87,7 +93,7 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
         text = str(argument)
         path = Path(text)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if format_of(p) and p.is_file())
+            found = sorted(p for p in path.rglob("*") if format_of(p) and p.is_file() and _shown(p, path))
         elif path.is_file():  # (before a glob: `a[1].jsonl` may be a file's name)
             if format_of(path) is None:
                 raise EventInputError(f"{text}: unknown event file type; expected one of {EXTENSIONS}")
