@@ -132,6 +132,13 @@ def test_consecutive_files_of_one_kind_are_read_by_one_scan(tmp_path: Path) -> N
     plan = compile(pricing.load(CASE))
     explained = plan.compile_usage(files, *MARCH).frame.explain()
     assert (explained.count("NDJson SCAN"), explained.count("Parquet SCAN")) == (1, 2)
+    at = tmp_path.as_posix()
+    assert plan.explain(files, *MARCH).splitlines()[3:7] == [
+        "events: 7 file(s), 3 scan(s)",
+        f"  {at}/a.jsonl … {at}/c.jsonl (3 NDJSON files): Polars' NDJSON reader",
+        f"  {at}/d.parquet … {at}/f.parquet (3 Parquet files): Polars' Parquet reader",
+        f"  {at}/g.parquet: Polars' Parquet reader",
+    ]
     result = plan.usage(files, *MARCH)
     assert (result.ledger.rows, result.ledger.buckets["duplicate"]) == (6 + 4 * frame.height, 1)
     assert [(i.reason, Path(i.file).name, i.row) for i in result.ledger.invalid] == [
@@ -728,11 +735,14 @@ def test_a_blank_line_the_reader_skips_is_still_a_row(tmp_path: Path) -> None:
     assert [row for _, row in rows if _ != "blank line"] == [r.row + 2 for r in whole.ledger.invalid]
     explained = plan.explain([str(gap)], *MARCH)
     assert ("NDJson SCAN" in explained, "Lines SCAN" in explained) == (True, False)
+    assert f"  {gap.as_posix()}: Polars' NDJSON reader, its blank lines added as invalid rows" in explained
     # with a broken line too, line by line
     gap.write_text(gap.read_text() + "{broken\n")
     result = plan.usage([str(gap)], *MARCH)
     assert ("blank line", 4) in [(r.reason, r.row) for r in result.ledger.invalid]
-    assert "Lines SCAN" in plan.explain([str(gap)], *MARCH)
+    explained = plan.explain([str(gap)], *MARCH)
+    assert "Lines SCAN" in explained
+    assert f"  {gap.as_posix()}: line by line (a line Polars' NDJSON reader cannot read)" in explained
 
 
 def test_a_project_without_customers_and_an_empty_file(tmp_path: Path) -> None:

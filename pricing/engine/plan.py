@@ -24,11 +24,12 @@ from pricing.engine.meter import (
     collect_meter,
     compile_meter,
     metric_expressions,
+    properties_used,
     retried,
     run_meter,
 )
 from pricing.engine.rate import price_changes
-from pricing.engine.scan import EventPaths, event_paths, expand, unread_found
+from pricing.engine.scan import EventPaths, event_paths, expand, reading, unread_found
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,7 @@ class Plan:
             f"strategy: {plan.strategy} ({plan.strategy_reason})",
             f"engine: {plan.engine} ({plan.engine_reason})",
             f"dedup: {plan.dedup} ({plan.dedup_reason})",
+            *reading(plan.files, properties_used(plan.measures)),
             "",
         ]
         for measure in plan.measures:

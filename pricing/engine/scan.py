@@ -631,6 +631,29 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
     )
 
 
+FORMAT_NAMES = {"ndjson": "NDJSON", "csv": "CSV", "parquet": "Parquet"}
+
+
+def reading(files: Sequence[EventFile], properties: Iterable[str]) -> list[str]:
+    """How a run reads the files (`pricing explain`): each scan, its files and how."""
+    batches = _batches(files, sorted(set(properties)))
+    lines = [f"events: {len(files)} file(s), {len(batches)} scan(s)"]
+    for batch in batches:
+        first, last = batch.files[0], batch.files[-1]
+        kind = FORMAT_NAMES[first.format]
+        named = first.path.as_posix()
+        if len(batch.files) > 1:
+            named += f" … {last.path.as_posix()} ({len(batch.files)} {kind} files)"
+        how = f"Polars' {kind} reader"
+        if _unread(first):
+            unit = "line" if first.format == "ndjson" else "record"
+            how = f"{unit} by {unit} (a {unit} {how} cannot read)"
+        elif _blank(first):
+            how += ", its blank lines added as invalid rows"
+        lines.append(f"  {named}: {how}")
+    return lines
+
+
 def scan_events(files: Sequence[EventFile], properties: Iterable[str]) -> pl.LazyFrame:
     """All files as one lazy frame, in input order, with the given properties as columns."""
     names = sorted(set(properties))
