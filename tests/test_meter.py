@@ -929,9 +929,10 @@ def test_the_dedup_is_chosen_by_what_the_window_would_hold(
 
 
 def test_with_the_pre_pass_the_metering_plan_holds_no_events(tmp_path: Path) -> None:
-    """The window is a node that holds every event it is given until it is done; the plan over
-    the duplicates the pre-pass finds has none such, no join (Polars' streaming join held part
-    of every event), and no node that falls back to the in-memory engine."""
+    """The window is a node that keeps every id it has seen (`is_first_distinct`, in the order
+    of the scan); the plan over the duplicates the pre-pass finds has none such, no join
+    (Polars' streaming join held part of every event), and no node that falls back to the
+    in-memory engine."""
     root = _dedup_project(tmp_path)
     plan = compile(pricing.load(root))
     events = [str(root / "events.jsonl")]
@@ -941,13 +942,13 @@ def test_with_the_pre_pass_the_metering_plan_holds_no_events(tmp_path: Path) -> 
         assert shown is not None
         return shown
 
-    assert "scalar-window" in physical(plan.compile_usage(events, *MARCH, dedup=WINDOW).frame)
+    assert "is-first-distinct" in physical(plan.compile_usage(events, *MARCH, dedup=WINDOW).frame)
     pre_pass = plan.compile_usage(events, *MARCH, dedup=PRE_PASS)
     assert pre_pass.repeated is not None
     duplicates = pre_pass.repeated.collect("in-memory")
     assert sorted(duplicates) == [3, 5, 6]  # file 0, rows 3, 5 and 6: after the first valid ones
     over_duplicates = physical(pre_pass.over(duplicates))
-    assert "scalar-window" not in over_duplicates
+    assert "is-first-distinct" not in over_duplicates
     assert "join" not in over_duplicates
     assert not re.findall(r'label="(in-memory[-\w]*)', over_duplicates)
 

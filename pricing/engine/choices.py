@@ -154,15 +154,15 @@ PARQUET_PRE_PASS = 2_000_000  # Parquet events from which the pre-pass is the fa
 def choose_dedup(
     files: Sequence[EventFile], properties: int, dedup: str, rows: int | None
 ) -> tuple[str, str]:
-    """How duplicates are found. The window (`min` of the valid positions per id, over the one
-    scan) holds every scanned event until it is done; the pre-pass reads the ids (and what makes
-    a row invalid) in a pass of its own (`PrePass`: 8 bytes per event), finds the duplicate rows,
-    and the one scan of the metering plan looks their positions up, so it streams in memory
-    that grows with the duplicates, not with the events. Parquet gives those few columns alone,
-    and from a few million events the pre-pass measured faster than the window there
-    (collecting the benchmark's events: 1M 0.37–0.44 s against 0.31–0.33 s, 2M 0.52–0.54 s
-    against 0.56 s, 10M 2.6–2.7 s against 3.6–3.8 s); text files would be parsed more than
-    once (NDJSON, 1M events: 4.0 s against 3.1 s). So: the pre-pass for events too
+    """How duplicates are found. The window (the first valid row of each id, over the one scan)
+    keeps every id it has seen (`held_events` bounds it by the events); the pre-pass reads the
+    ids (and what makes a row invalid) in a pass of its own (`PrePass`: 8 bytes per event),
+    finds the duplicate rows, and the one scan of the metering plan looks their positions up, so
+    it streams in memory that grows with the duplicates, not with the events. Parquet gives
+    those few columns alone, and from a few million events the pre-pass measured faster than the
+    window there (collecting the benchmark's events: 1M 0.37–0.44 s against 0.31–0.33 s, 2M
+    0.52–0.54 s against 0.56 s, 10M 2.6–2.7 s against 3.6–3.8 s); text files would be parsed
+    more than once (NDJSON, 1M events: 4.0 s against 3.1 s). So: the pre-pass for events too
     many to hold (more than a quarter of the machine's memory) and for Parquet from
     `PARQUET_PRE_PASS` events; the window otherwise."""
     if dedup != "auto":

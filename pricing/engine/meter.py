@@ -459,16 +459,16 @@ def duplicate_rows(events: pl.LazyFrame) -> PrePass:
 
 def deduplicate(events: pl.LazyFrame, duplicates: pl.Series | None) -> pl.LazyFrame:
     """`_duplicate`: a valid row that is not the first valid row of its transaction id in input
-    order (invalid rows claim no id) — the rows a pre-pass found, or else by a window over the
-    ids (a parallel hash aggregation per id, where `is_first_distinct` is one thread's scan; it
-    reads a plain column: an expression inside a window is evaluated group by group)."""
+    order (invalid rows claim no id) — the rows a pre-pass found, or else the WINDOW over the one
+    scan: the valid rows' ids (null for the others), not the first of their value in the scan's
+    order. (`is_first_distinct` ran as fast as the minimum position per id over a window it
+    replaced, in less memory: 10M NDJSON events 17.2–17.7 s and 2.8 GB against 16.7–20.1 s and
+    4.7 GB; 10M Parquet 4.4–4.8 s and 1.9 GB against 4.2–4.8 s and 2.4 GB.)"""
     if duplicates is not None:
         return events.with_columns(pl.col(ORDER).is_in(duplicates.implode()).alias("_duplicate"))
-    order = pl.col("_valid_order")
     valid = pl.col("_reason").is_null()
-    return events.with_columns(pl.when(valid).then(pl.col(ORDER)).alias("_valid_order")).with_columns(
-        (order.is_not_null() & (order != order.min().over("transaction_id"))).alias("_duplicate")
-    )
+    first = pl.when(valid).then(pl.col("transaction_id")).is_first_distinct()
+    return events.with_columns((valid & ~first).alias("_duplicate"))
 
 
 SEGMENT = "SEGMENT"  # the calendar's intervals as windows: the parts of a period between price changes
