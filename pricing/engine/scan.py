@@ -613,11 +613,15 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
         *(_number_text(props[n], prop_types[n]).alias(PREFIX + n) for n in properties),
     ]
     scanned = frame.with_row_index("_row", offset=1)
-    if file.format != "ndjson" or _unread(file) or not _blank(file):
-        return scanned.select(selected)
+    if file.format == "ndjson" and not _unread(file) and _blank(file):
+        return _with_blank_lines(scanned, selected, file)
+    return scanned.select(selected)
+
+
+def _with_blank_lines(scanned: pl.LazyFrame, selected: list[pl.Expr], file: EventFile) -> pl.LazyFrame:
+    """An NDJSON file read by the reader, which skips blank lines: each row's line is its row
+    number plus the blank lines before it; each blank line an invalid row of its own."""
     blank = _blank_lines(file.path)
-    # Read by the reader, which skips blank lines: each row's line is its row number plus the
-    # blank lines before it; each blank line an invalid row of its own.
     row = pl.col("_row").cast(pl.UInt64)
     shift = blank - pl.int_range(0, len(blank), dtype=pl.UInt64, eager=True)  # (rows before each)
     line = row + pl.lit(shift).search_sorted(row, side="right").cast(pl.UInt64)  # (UInt64, as `selected`)
