@@ -419,10 +419,11 @@ def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(tmp_path: Path) -> 
 
 
 def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> None:
-    """A file with a broken line is read line by line; its numbers still read as the NDJSON
-    reader reads them (it gave `1000.0` and `1e-07` where the reader gives `1000`): users 1e3,
-    1000.0 and 1000 are one user, a tier of 2.50 is the excluded "2.5", and a transaction id
-    written 7.0 is the id 7 of a later row, which is its duplicate."""
+    """Lines read one by one read their numbers as the NDJSON reader reads them (they gave
+    `1000.0` and `1e-07` where the reader gives `1000`): users 1e3, 1000.0 and 1000 are one
+    user, a tier of 2.50 is the excluded "2.5", and a transaction id written 7.0 is the id 7 of
+    a later row, which is its duplicate. Lines the reader may not read are read so (indented
+    ones, beside a broken line); so is a whole file that is not all UTF-8."""
 
     def call(tx: str, user: str, tier: str) -> str:
         head = f'"transaction_id": {tx}, "customer_id": "acme", "event_type": "call"'
@@ -436,18 +437,24 @@ def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> No
         call("7", "5", "3"),
     ]
     (tmp_path / "whole.jsonl").write_text("\n".join(lines) + "\n")
-    (tmp_path / "broken.jsonl").write_text("\n".join([*lines, "{broken"]) + "\n")
+    (tmp_path / "indented.jsonl").write_text("\n".join([*(" " + line for line in lines), "{broken"]) + "\n")
+    (tmp_path / "latin.jsonl").write_bytes(("\n".join(lines) + "\n").encode() + b'{"\xff\n')
     plan = compile(pricing.load(CASE))
-    whole, broken = (plan.usage([str(tmp_path / n)], *MARCH) for n in ("whole.jsonl", "broken.jsonl"))
-    assert "Lines SCAN" in plan.compile_usage([str(tmp_path / "broken.jsonl")], *MARCH).frame.explain()
-    table = {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(broken.usage)}
-    assert table == {
-        ("calls", "[]"): Decimal(3),
-        ("users", "[]"): Decimal(1),
-        ("by_region", "[('region', 'us')]"): Decimal(2),
-    }
-    assert whole.usage.equals(broken.usage)
-    assert (broken.ledger.buckets["duplicate"], broken.ledger.buckets["invalid"]) == (1, 1)
+    whole = plan.usage([str(tmp_path / "whole.jsonl")], *MARCH)
+    for name, read in [
+        ("indented.jsonl", "Polars' NDJSON reader (of a copy), but for 5 line(s) read line by line"),
+        ("latin.jsonl", "line by line (a line Polars' NDJSON reader cannot read)"),
+    ]:
+        by_line = plan.usage([str(tmp_path / name)], *MARCH)
+        assert f"{(tmp_path / name).as_posix()}: {read}" in plan.explain([str(tmp_path / name)], *MARCH)
+        table = {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(by_line.usage)}
+        assert table == {
+            ("calls", "[]"): Decimal(3),
+            ("users", "[]"): Decimal(1),
+            ("by_region", "[('region', 'us')]"): Decimal(2),
+        }
+        assert whole.usage.equals(by_line.usage)
+        assert (by_line.ledger.buckets["duplicate"], by_line.ledger.buckets["invalid"]) == (1, 1)
 
 
 def test_a_quoted_empty_csv_cell_is_absent(tmp_path: Path) -> None:
@@ -676,6 +683,76 @@ def test_two_contracts_and_a_gap_inside_one_day(tmp_path: Path) -> None:
     assert (buckets["rated"], buckets["no_contract"], buckets["unknown_customer"]) == (5, 2, 1)
 
 
+@pytest.mark.parametrize("dedup", [WINDOW, PRE_PASS])
+def test_lines_the_reader_may_not_read_are_read_one_by_one_in_their_place(tmp_path: Path, dedup: str) -> None:
+    """A file with a broken line is read by Polars' NDJSON reader from a copy without the lines
+    it may not read (the broken one, a first line after a byte-order mark, an indented one, a
+    `properties` that is not an object), which are read one by one; both kinds of rows keep their
+    place in input order. So d1 and d2 count from lines 1 and 3, and lines 2 and 4 are their
+    duplicates: cost 1 + 100 (not 10 or 1000). d3 counts without properties, line 7's time is
+    not one (its number is its line's), line 6 is malformed. Windows line ends, and gzip, alike."""
+
+    def call(tx: str, properties: str, timestamp: str = "2026-03-02T00:00:00Z") -> str:
+        head = f'"transaction_id": "{tx}", "customer_id": "acme", "event_type": "call"'
+        return f'{{{head}, "timestamp": "{timestamp}", "properties": {properties}}}'
+
+    lines = [
+        "\ufeff" + call("d1", '{"cost": "1"}'),
+        call("d1", '{"cost": "10"}'),
+        call("d2", '{"cost": "100"}'),
+        " " + call("d2", '{"cost": "1000"}'),
+        call("d3", "5"),
+        '{"transaction_id": "d9", oops',
+        call("d4", '{"cost": "1"}', "yesterday"),
+    ]
+    text = "\r\n".join(lines) + "\r\n"
+    (tmp_path / "events.jsonl").write_text(text, encoding="utf-8", newline="")
+    (tmp_path / "packed.jsonl.gz").write_bytes(gzip.compress(text.encode()))
+    plan = compile(pricing.load(CASE))
+    for name in ("events.jsonl", "packed.jsonl.gz"):
+        path = tmp_path / name
+        result = plan.usage([str(path)], *MARCH, dedup=dedup)
+        assert [(m, q) for _, _, m, _, q in quantities(result.usage)] == [
+            ("calls", Decimal(3)),
+            ("cost", Decimal(101)),
+            ("users", Decimal(0)),
+        ]
+        buckets = {b: n for b, n in result.ledger.buckets.items() if n}
+        assert buckets == {"rated": 3, "duplicate": 2, "invalid": 2}
+        assert [(r.reason, r.row) for r in result.ledger.invalid] == [
+            ("malformed JSON", 6),
+            ("unparseable timestamp", 7),
+        ]
+        read = "Polars' NDJSON reader (of a copy), but for 4 line(s) read line by line (it may not read them)"
+        assert f"  {path.as_posix()}: {read}" in plan.explain([str(path)], *MARCH)
+
+
+def test_a_copy_the_reader_cannot_read_either_is_read_line_by_line(tmp_path: Path) -> None:
+    """The pattern that finds a `properties` member the reader cannot read finds the first one,
+    which an object's own `properties` before it misleads: z1 goes into the copy, the reader
+    fails on the copy too, and the file is read line by line — where z1 is a call of acme's
+    without properties, and the broken line an invalid row."""
+    lines = (CASE / "part1.jsonl").read_text().splitlines()
+    head = '"transaction_id": "z1", "customer_id": "acme", "event_type": "call"'
+    misled = (
+        f'{{{head}, "meta": {{"properties": {{}}}}, "timestamp": "2026-03-05T00:00:00Z", "properties": 5}}'
+    )
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("\n".join([*lines, misled, "{broken"]) + "\n")
+    plan = compile(pricing.load(CASE))
+    whole = plan.usage([str(CASE / "part1.jsonl")], *MARCH)
+    result = plan.usage([str(odd)], *MARCH)
+    calls = {(c, m): q for c, _, m, _, q in quantities(result.usage)}
+    assert (
+        calls[("acme", "calls")]
+        == {(c, m): q for c, _, m, _, q in quantities(whole.usage)}[("acme", "calls")] + 1
+    )
+    assert result.ledger.rows == len(lines) + 2
+    assert [(r.reason, r.row) for r in result.ledger.invalid][-1] == ("malformed JSON", len(lines) + 2)
+    read = "line by line (a line Polars' NDJSON reader cannot read)"
+    assert f"  {odd.as_posix()}: {read}" in plan.explain([str(odd)], *MARCH)
+
+
 def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) -> None:
     """part1.jsonl is read whole by Polars' NDJSON reader; with a broken line and a blank line
     appended it is read line by line. Every other line counts the same, the two new lines are
@@ -734,15 +811,22 @@ def test_a_blank_line_the_reader_skips_is_still_a_row(tmp_path: Path) -> None:
     ]
     assert [row for _, row in rows if _ != "blank line"] == [r.row + 2 for r in whole.ledger.invalid]
     explained = plan.explain([str(gap)], *MARCH)
-    assert ("NDJson SCAN" in explained, "Lines SCAN" in explained) == (True, False)
-    assert f"  {gap.as_posix()}: Polars' NDJSON reader, its blank lines added as invalid rows" in explained
-    # with a broken line too, line by line
+    assert (
+        f"  {gap.as_posix()}: Polars' NDJSON reader, but for 3 blank line(s) read line by line" in explained
+    )
+    assert ("NDJson SCAN" in explained, "Lines SCAN" in explained) == (True, True)
+    # with a broken line too, the reader reads a copy without the four
     gap.write_text(gap.read_text() + "{broken\n")
     result = plan.usage([str(gap)], *MARCH)
+    assert result.usage.equals(whole.usage)
+    assert [(r.reason, r.row) for r in result.ledger.invalid if r.reason != "blank line"][-1] == (
+        "malformed JSON",
+        len(lines) + 4,
+    )
     assert ("blank line", 4) in [(r.reason, r.row) for r in result.ledger.invalid]
     explained = plan.explain([str(gap)], *MARCH)
-    assert "Lines SCAN" in explained
-    assert f"  {gap.as_posix()}: line by line (a line Polars' NDJSON reader cannot read)" in explained
+    read = "Polars' NDJSON reader (of a copy), but for 4 line(s) read line by line (it may not read them)"
+    assert f"  {gap.as_posix()}: {read}" in explained
 
 
 def test_a_project_without_customers_and_an_empty_file(tmp_path: Path) -> None:

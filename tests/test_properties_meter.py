@@ -191,6 +191,33 @@ def test_plan_equals_reference(
 
 
 @SETTINGS
+@given(
+    st.lists(metric_spec, min_size=1, max_size=3),
+    st.lists(st.tuples(row_strategy, st.sampled_from(["t0", "t1", "t2"]), st.booleans()), max_size=20),
+    st.integers(0, 20),
+    st.sampled_from([WINDOW, PRE_PASS]),
+)
+def test_lines_read_one_by_one_keep_their_place(
+    metrics: list[dict[str, Any]], drawn: list[tuple[Row, str, bool]], at: int, dedup: str
+) -> None:
+    """A file with a broken line: the reader reads a copy without the lines it may not read
+    (here indented ones), which are read one by one. With three transaction ids, which row of an
+    id counts depends on where both kinds of rows are in the file, as the reference says."""
+    rows = [{**row, "transaction_id": tx} for row, tx, _ in drawn]
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "pricing.yaml").write_text("version: 1\nname: Prop\n")
+        (root / "spec.yaml").write_text(spec_yaml(metrics))
+        expected_usage, expected_ledger = meter(pricing.load(root), rows, START, END)
+        write_ndjson(root / "events.jsonl", rows)
+        lines = (root / "events.jsonl").read_text().splitlines(keepends=True)
+        lines = [" " + line if indented else line for line, (*_, indented) in zip(lines, drawn, strict=True)]
+        (root / "events.jsonl").write_text("".join([*lines[:at], "{broken\n", *lines[at:]]))
+        broken = {**expected_ledger, "invalid": expected_ledger.get("invalid", 0) + 1}
+        assert run_engine(root, [root / "events.jsonl"], dedup=dedup) == (expected_usage, broken)
+
+
+@SETTINGS
 @given(st.lists(metric_spec, min_size=1, max_size=3), st.lists(row_strategy, max_size=25), st.randoms())
 def test_shuffling_unique_rows_changes_nothing(
     metrics: list[dict[str, Any]], rows: list[Row], rnd: random.Random

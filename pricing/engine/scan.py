@@ -1,10 +1,10 @@
 """Event files to one normalised LazyFrame, collected by the run. A text file is read by Polars'
 reader (parallel) until a run finds it cannot be (`unread_found`: a broken line, a row with
-more cells than its header); from then on it is read line by line (NDJSON, still lazily,
-unless it is not all UTF-8) or record by record (CSV, into memory), each bad line or record a
-row of its own with its reason. An NDJSON file whose only lines the reader skips are blank is
-still read by it, its blank lines added as rows. Bytes that are not UTF-8 are read as U+FFFD:
-the row still reaches the ledger (as an unknown customer, say).
+more cells than its header). An NDJSON file is then still read by the reader but for the lines
+it skips (blank) or may not read, which are read one by one (`_Patch`): each bad line a row of
+its own with its reason. If that cannot be, it is read line by line (still lazily, unless it is
+not all UTF-8); a CSV file record by record (into memory). Bytes that are not UTF-8 are read
+as U+FFFD: the row still reaches the ledger (as an unknown customer, say).
 
 Consecutive files that Polars reads alike (NDJSON read whole; CSV of one header; Parquet whose
 columns agree) are read by one scan. Every input row keeps where it came from (`_file`; `_row`,
@@ -21,7 +21,9 @@ import csv
 import glob
 import gzip
 import json
+import os
 import re
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -258,9 +260,9 @@ def _as_read(
     """Members of a JSON object, each matched by its JSONPath (which gives a number as its
     float's text: `1000.0`, `1e-7`), as Polars' NDJSON reader gives them (`1000`, `0.0000001`):
     `members`, the object's JSON text, decoded once into column `name` with every member as
-    text — so a file read line by line (it has a broken line) filters and groups as it would
-    whole. A row where one of them is a list or an object (or text that starts like one) does
-    not decode so: its members stay as matched."""
+    text — so lines read one by one filter and group as they would read by the reader. A row
+    where one of them is a list or an object (or text that starts like one) does not decode
+    so: its members stay as matched."""
     if not matched:
         return frame, {}
     nested = pl.any_horizontal(*(m.str.contains(r"^[\[{]") for m in matched.values())).fill_null(False)
@@ -303,9 +305,27 @@ def _lines(path: Path) -> int:
 # Text files that Polars' readers cannot read whole, path → `_stamp`: so a changed file is
 # looked at again. They are read line by line (NDJSON) or record by record (CSV) instead.
 _UNREAD: dict[Path, tuple[int, int]] = {}
-# NDJSON files whose only lines the reader does not read are blank (it skips them), path →
-# `_stamp`: read by the reader still, their blank lines (found anew each time) added as rows.
-_BLANK: dict[Path, tuple[int, int]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Patch:
+    """An NDJSON file that Polars' reader reads but for some lines, which are read line by line:
+    `rows`, their numbers in order — the lines it skips (blank) or may not read (`_suspect`).
+    `source` is what the reader reads: the file itself when those lines are blank, else a copy
+    of it with them emptied (lines it skips). `in_place`: some of those lines may be events,
+    which must keep their place among the reader's rows (the first of a transaction id's rows
+    in input order is the one that counts); the others claim no transaction id."""
+
+    stamp: tuple[int, int]
+    rows: pl.Series
+    source: Path
+    in_place: bool
+
+
+# NDJSON files read so, path → their `_Patch` (a changed file is looked at again)
+_PATCHED: dict[Path, _Patch] = {}
+# the folder of the copies, made when the first one is, removed when the process ends
+_COPIES: list[tempfile.TemporaryDirectory[str]] = []
 
 
 def _unread(file: EventFile) -> bool:
@@ -313,26 +333,81 @@ def _unread(file: EventFile) -> bool:
     return stamp is not None and stamp == _stamp(file.path)
 
 
-def _blank(file: EventFile) -> bool:
-    stamp = _BLANK.get(file.path)
-    return stamp is not None and stamp == _stamp(file.path)
+def _patch(file: EventFile) -> _Patch | None:
+    patch = _PATCHED.get(file.path)
+    return patch if patch is not None and patch.stamp == _stamp(file.path) else None
 
 
-def _blank_lines(path: Path) -> pl.Series:
-    """The numbers of a file's blank lines (nothing but spaces, tabs, a carriage return)."""
+def _suspect(line: pl.Expr) -> pl.Expr:
+    """Whether Polars' NDJSON reader may not read a line, or skips it, by checks cheaper than its
+    own: blank; not starting with "{" (not an object); no transaction id that JSONPath finds (it
+    finds none in malformed JSON); a `properties` member that is neither an object nor null —
+    the first one, found by a pattern. A line the pattern misleads (an object's own `properties`
+    before it) makes the copy fail to read as well: the file is then read line by line."""
+    properties = line.str.extract(r'"properties"\s*:\s*(\S)', 1)
+    return (
+        (line.str.strip_chars() == "")
+        | ~line.str.starts_with("{")
+        | line.str.json_path_match("$.transaction_id").is_null()
+        | (properties.is_not_null() & ~properties.is_in(["{", "n"]))
+    )
+
+
+def _blank_rows(path: Path) -> pl.Series:
+    """The numbers of a text file's blank lines (nothing but spaces, tabs, a carriage return)."""
     at = scan_lines(path).with_row_index("at", offset=1)
-    return at.filter(pl.col("line").str.strip_chars() == "").collect().get_column("at").cast(pl.UInt64)
+    blank = at.filter(pl.col("line").str.strip_chars() == "")
+    return blank.collect().get_column("at").cast(pl.UInt64)
 
 
-def _reader_rows(file: EventFile) -> int | None:
+def _emptied(path: Path) -> tuple[pl.Series, bool, Path]:
+    """The numbers of a text file's lines that Polars' reader may not read (`_suspect`), whether
+    any of them may be an event (is not `_malformed`), and a copy of the file (decompressed)
+    with those lines emptied, from one read of it."""
+    if not _COPIES:
+        _COPIES.append(tempfile.TemporaryDirectory(prefix="pricing-"))
+    handle, name = tempfile.mkstemp(suffix=".jsonl", dir=_COPIES[0].name)
+    os.close(handle)
+    lines = _numbered(scan_lines(path)).with_columns(_suspect(pl.col("line")).alias("_suspect"))
+    kept = pl.when("_suspect").then(pl.lit("")).otherwise("line")
+    copy = lines.select(kept).sink_csv(name, include_header=False, quote_style="never", lazy=True)
+    suspect = lines.filter("_suspect").select("_row", _malformed(pl.col("line")).is_null().alias("_event"))
+    try:
+        _, found = pl.collect_all([copy, suspect])
+    except READ_ERRORS:
+        Path(name).unlink()
+        raise
+    return found.get_column("_row").cast(pl.UInt64), found.get_column("_event").any(), Path(name)
+
+
+def _patched(file: EventFile, rows: int | None, lines: int) -> _Patch | None:
+    """The patch of an NDJSON file that the reader read `rows` rows of, short of its `lines`
+    (each line it skipped is blank, or the file is read line by line), or failed to read (None:
+    its suspect lines, if any, emptied in a copy); None if the file cannot be read so (not all
+    UTF-8: Polars' line reader refuses it; no room for the copy)."""
+    stamp = _stamp(file.path)
+    try:
+        if rows is not None:
+            blank = _blank_rows(file.path)
+            return _Patch(stamp, blank, file.path, False) if rows + len(blank) == lines else None
+        suspect, events, copy = _emptied(file.path)
+    except READ_ERRORS:
+        return None
+    if suspect.is_empty():
+        copy.unlink()
+        return None
+    return _Patch(stamp, suspect, copy, events)
+
+
+def _reader_rows(path: Path, form: str) -> int | None:
     """The rows Polars' reader reads from a text file, None if it cannot read it (NDJSON: a broken
     line, a line that is not an object, a `properties` that is not one; CSV: a row with more
     cells than the header, broken quoting)."""
-    if file.format == "csv":
-        check = _csv_scan([file.path]).select(pl.len().alias("rows"), pl.all().null_count())
+    if form == "csv":
+        check = _csv_scan([path]).select(pl.len().alias("rows"), pl.all().null_count())
     else:
         schema = {**_ndjson_schema(()), "properties": pl.Struct({})}
-        check = _scan_ndjson([file.path], schema).select(pl.len().alias("rows"), pl.all().null_count())
+        check = _scan_ndjson([path], schema).select(pl.len().alias("rows"), pl.all().null_count())
     try:
         return int(check.collect().get_column("rows").item())
     except READ_ERRORS:
@@ -341,28 +416,44 @@ def _reader_rows(file: EventFile) -> int | None:
 
 def _mark(file: EventFile, rows: int | None) -> bool:
     """Mark a text file that the reader read `rows` rows of (None: it failed), unless those are
-    all its rows; whether it was marked. An NDJSON file whose every line missing is blank is
-    marked so (a stray blank line cost a run line by line: 1M events, 18 s against 3 s)."""
-    if rows is not None and (file.format == "csv" or rows == (lines := _lines(file.path))):
+    all its rows; whether it was marked. An NDJSON file is patched (`_patched`) if it can be and
+    is not already: a stray blank line, or one broken line, cost a run line by line (1M events,
+    18 s and 17 s against 2 s). Otherwise it is read line by line or record by record."""
+    lines = 0 if rows is None or file.format == "csv" else _lines(file.path)
+    if rows is not None and (file.format == "csv" or rows == lines):
         return False
-    stamp = _stamp(file.path)
-    if rows is not None and rows + len(_blank_lines(file.path)) == lines:
-        _BLANK[file.path] = stamp
-        return True
-    _UNREAD[file.path] = stamp
+    patch = _patched(file, rows, lines) if file.format == "ndjson" and _patch(file) is None else None
+    old = _PATCHED.pop(file.path, None)
+    if old is not None and old.source != file.path:
+        old.source.unlink(missing_ok=True)
+    if patch is not None:
+        _PATCHED[file.path] = patch
+    else:
+        _UNREAD[file.path] = _stamp(file.path)
     return True
+
+
+def _failed(file: EventFile) -> bool:
+    """After a run failed: mark a text file if Polars' reader cannot read it whole, or a patched
+    file whose copy it cannot read; whether it was marked."""
+    patch = _patch(file)
+    if patch is None:
+        return _mark(file, _reader_rows(file.path, file.format))
+    if patch.source == file.path or _reader_rows(patch.source, file.format) is not None:
+        return False
+    return _mark(file, None)
 
 
 def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = None) -> bool:
     """Mark the text files that Polars' readers cannot read whole (`_mark`); whether any was
-    found. After a failed read (`rows` None) each text file not yet marked is read to find out;
-    after a read that succeeded, an NDJSON file that gave fewer rows (`rows`: file index → rows
-    read) than it has lines (the reader skips blank lines) is marked. A file is not checked
-    before its run: reading it once more cost a fifth of metering it (a fifth of 2.4 s for 1M
-    NDJSON events)."""
+    found. After a failed read (`rows` None) each text file not yet marked is read to find out
+    (`_failed`); after a read that succeeded, an NDJSON file that gave fewer rows (`rows`: file
+    index → rows read) than it has lines (the reader skips blank lines) is marked. A file is not
+    checked before its run: reading it once more cost a fifth of metering it (a fifth of 2.4 s
+    for 1M NDJSON events)."""
     text = [f for f in files if f.format != "parquet" and not _unread(f)]
     if rows is None:
-        marked = [_mark(f, _reader_rows(f)) for f in text if not _blank(f)]
+        marked = [_failed(f) for f in text]
     else:
         marked = [_mark(f, rows.get(f.index, 0)) for f in text if f.format == "ndjson"]
     return any(marked)
@@ -492,8 +583,8 @@ class _Batch:
 def _columns(file: EventFile, properties: Sequence[str]) -> pl.Schema | None:
     """The columns of a file that Polars reads whole, as its scan reads them: of a CSV file, its
     header; of a Parquet file, those the run reads; of NDJSON, none (its schema is given). None
-    for a file read on its own: line by line, record by record, or with blank lines added."""
-    if _unread(file) or _blank(file):
+    for a file read on its own: line by line, record by record, or patched (`_Patch`)."""
+    if _unread(file) or _patch(file) is not None:
         return None
     if file.format == "ndjson":
         return pl.Schema()
@@ -523,8 +614,8 @@ def _merged(batch: pl.Schema, columns: pl.Schema, parquet: bool) -> pl.Schema | 
 
 
 def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Batch]:
-    """The files in runs that one scan each reads (`_merged`); a file read line by line or
-    record by record is read on its own. (A scan per file cost about 1 ms a file to plan and
+    """The files in runs that one scan each reads (`_merged`); a file read line by line, record
+    by record or patched is read on its own. (A scan per file cost about 1 ms a file to plan and
     run: 500,000 events in 5,000 files, 5.5–8.1 s, now 2.6–3.1 s.)"""
     runs: list[tuple[list[EventFile], pl.Schema | None]] = []
     for file in files:
@@ -539,100 +630,139 @@ def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Bat
     return [_Batch(tuple(run), columns) for run, columns in runs]
 
 
-def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
-    """The files of a batch with FIELDS, the properties and where each row came from: `_file`
-    (its index) and `_row` (numbered from 1 across the batch's files)."""
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """Where a scan's rows have each field and property, of which type, and why a row is invalid
+    whatever its values (null: it is not)."""
+
+    columns: Mapping[str, pl.Expr]
+    types: Mapping[str, DType]
+    props: Mapping[str, pl.Expr]
+    prop_types: Mapping[str, DType]
+    malformed: pl.Expr
+
+
+def _text_fields(columns: Mapping[str, pl.Expr], props: Mapping[str, pl.Expr], malformed: pl.Expr) -> _Fields:
+    """Fields and properties that are all text, as NDJSON's are."""
+    text = pl.String()
+    return _Fields(columns, dict.fromkeys(columns, text), props, dict.fromkeys(props, text), malformed)
+
+
+def _numbered(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.with_row_index("_row", offset=1)
+
+
+def _line_text(line: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """A line's text (a byte-order mark some editors write first left out) and its JSON text as
+    a whole (null for malformed JSON, and for `null`, which is JSON but not an object)."""
+    text = line.str.strip_prefix("\ufeff")
+    return text, text.str.json_path_match("$")
+
+
+def _malformed(line: pl.Expr) -> pl.Expr:
+    """Why a line read one by one is no event (null: it may be one)."""
+    text, whole = _line_text(line)
+    return (
+        pl.when(text.str.strip_chars() == "")
+        .then(pl.lit("blank line"))
+        .when(whole.is_null() & (text.str.strip_chars() != "null"))
+        .then(pl.lit("malformed JSON"))
+        .when(whole.is_null() | ~whole.str.starts_with("{"))
+        .then(pl.lit("not a JSON object"))
+    )
+
+
+def _line_fields(lines: pl.LazyFrame, properties: Sequence[str]) -> tuple[pl.LazyFrame, _Fields]:
+    """An NDJSON file's lines (`line`) read one by one, so that a broken line is an invalid row
+    with its reason, not a failed run."""
+    line, whole = _line_text(pl.col("line"))
+    fields = {f: line.str.json_path_match(_json_path(f)) for f in FIELDS}
+    lines, columns = _as_read(lines, "_fields", whole, fields)
+    lines, props = _as_read(
+        lines,
+        "_properties",
+        line.str.json_path_match(_json_path("properties")),
+        {name: line.str.json_path_match(_json_path("properties", name)) for name in properties},
+    )
+    return lines, _text_fields(columns, props, _malformed(pl.col("line")))
+
+
+def _table_fields(
+    batch: _Batch, include: str | None, properties: Sequence[str]
+) -> tuple[pl.LazyFrame, _Fields]:
+    """The rows of CSV or Parquet files, their columns as fields and properties; a CSV file that
+    Polars cannot read, record by record (into memory)."""
     file, paths = batch.files[0], [f.path for f in batch.files]
-    include = "_path" if len(paths) > 1 else None
-    columns: dict[str, pl.Expr]
-    types: dict[str, DType]
-    props: dict[str, pl.Expr]
-    prop_types: dict[str, DType]
     malformed: pl.Expr = pl.lit(None, dtype=pl.String)
-    if file.format == "ndjson" and not _unread(file):
-        frame = _scan_ndjson(paths, _ndjson_schema(properties), include)
-        columns = {f: pl.col(f) for f in FIELDS}
-        types = dict.fromkeys(FIELDS, pl.String())
-        props = {name: pl.col("properties").struct.field(name) for name in properties}
-        prop_types = dict.fromkeys(properties, pl.String())
-    elif file.format == "ndjson":
-        # Line by line, so that a broken line is an invalid row with its reason, not a failed run.
-        frame = scan_lines(file.path) if _utf8(file.path) else _lossy_lines(file.path)
-        line = pl.col("line").str.strip_prefix("\ufeff")  # a byte-order mark some editors write first
-        whole = line.str.json_path_match("$")  # (null for `null`, which is JSON, not an object)
-        malformed = (
-            pl.when(line.str.strip_chars() == "")
-            .then(pl.lit("blank line"))
-            .when(whole.is_null() & (line.str.strip_chars() != "null"))
-            .then(pl.lit("malformed JSON"))
-            .when(whole.is_null() | ~whole.str.starts_with("{"))
-            .then(pl.lit("not a JSON object"))
-        )
-        frame, columns = _as_read(
-            frame, "_fields", whole, {f: line.str.json_path_match(_json_path(f)) for f in FIELDS}
-        )
-        types = dict.fromkeys(FIELDS, pl.String())
-        frame, props = _as_read(
-            frame,
-            "_properties",
-            line.str.json_path_match(_json_path("properties")),
-            {name: line.str.json_path_match(_json_path("properties", name)) for name in properties},
-        )
-        prop_types = dict.fromkeys(properties, pl.String())
+    if batch.columns is None:
+        frame, malformed = _csv_records(file.path), pl.col("_malformed")
+        available = frame.collect_schema()
     else:
-        if batch.columns is None:  # (a CSV file read record by record, into memory)
-            frame, malformed = _csv_records(file.path), pl.col("_malformed")
-            available = frame.collect_schema()
-        else:
-            available = batch.columns
-            csv = file.format == "csv"
-            frame = _csv_scan(paths, include) if csv else scan_parquet(paths, include, available)
-        if file.format == "csv":  # an empty cell, quoted ("") or not, is an absent value
-            read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
-            frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
-        columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
-        types = {f: available.get(f, pl.String()) for f in FIELDS}
-        if not (types["timestamp"] == pl.String or isinstance(types["timestamp"], pl.Datetime | pl.Date)):
-            kind = types["timestamp"]
-            malformed = pl.lit(f"the timestamp column is {kind}: neither a timestamp nor RFC 3339 text")
-        props, prop_types, wrong = _property_columns(available, properties)
-        if wrong is not None:
-            malformed = pl.coalesce(malformed, pl.lit(wrong))
-    if include is None:
-        index = pl.lit(file.index, dtype=pl.UInt32)
-    else:  # (the batch's files are consecutive in input order)
-        names = pl.Enum([str(p) for p in paths])
-        index = pl.col(include).cast(names).to_physical().cast(pl.UInt32) + file.index
-    selected = [
+        available = batch.columns
+        csv = file.format == "csv"
+        frame = _csv_scan(paths, include) if csv else scan_parquet(paths, include, available)
+    if file.format == "csv":  # an empty cell, quoted ("") or not, is an absent value
+        read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
+        frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
+    columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
+    types = {f: available.get(f, pl.String()) for f in FIELDS}
+    if not (types["timestamp"] == pl.String or isinstance(types["timestamp"], pl.Datetime | pl.Date)):
+        kind = types["timestamp"]
+        malformed = pl.lit(f"the timestamp column is {kind}: neither a timestamp nor RFC 3339 text")
+    props, prop_types, wrong = _property_columns(available, properties)
+    if wrong is not None:
+        malformed = pl.coalesce(malformed, pl.lit(wrong))
+    return _numbered(frame), _Fields(columns, types, props, prop_types, malformed)
+
+
+def _selected(
+    frame: pl.LazyFrame, fields: _Fields, index: pl.Expr, properties: Sequence[str]
+) -> pl.LazyFrame:
+    """Rows numbered `_row` as the run reads them: `_file` (`index`), `_row`, FIELDS as text, the
+    timestamp parsed, `_malformed`, each property as text."""
+    columns, types, props = fields.columns, fields.types, fields.props
+    return frame.select(
         index.alias("_file"),
         pl.col("_row").cast(pl.UInt64),
         *(columns[f].cast(pl.String).alias(f) for f in ("transaction_id", "customer_id", "event_type")),
         _timestamp(columns["timestamp"], types["timestamp"]).alias("timestamp"),
         _absent(columns["timestamp"], types["timestamp"]).alias("_no_timestamp"),
-        malformed.alias("_malformed"),
-        *(_number_text(props[n], prop_types[n]).alias(PREFIX + n) for n in properties),
-    ]
-    scanned = frame.with_row_index("_row", offset=1)
-    if file.format == "ndjson" and not _unread(file) and _blank(file):
-        return _with_blank_lines(scanned, selected, file)
-    return scanned.select(selected)
-
-
-def _with_blank_lines(scanned: pl.LazyFrame, selected: list[pl.Expr], file: EventFile) -> pl.LazyFrame:
-    """An NDJSON file read by the reader, which skips blank lines: each row's line is its row
-    number plus the blank lines before it; each blank line an invalid row of its own."""
-    blank = _blank_lines(file.path)
-    row = pl.col("_row").cast(pl.UInt64)
-    shift = blank - pl.int_range(0, len(blank), dtype=pl.UInt64, eager=True)  # (rows before each)
-    line = row + pl.lit(shift).search_sorted(row, side="right").cast(pl.UInt64)  # (UInt64, as `selected`)
-    blanks = pl.LazyFrame({"_file": pl.Series([file.index] * len(blank), dtype=pl.UInt32), "_row": blank})
-    return pl.concat(
-        [
-            scanned.with_columns(line.alias("_row")).select(selected),
-            blanks.with_columns(pl.lit("blank line").alias("_malformed")),
-        ],
-        how="diagonal_relaxed",
+        fields.malformed.alias("_malformed"),
+        *(_number_text(props[n], fields.prop_types[n]).alias(PREFIX + n) for n in properties),
     )
+
+
+def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
+    """The files of a batch with FIELDS, the properties and where each row came from: `_file`
+    (its index) and `_row` (numbered from 1 across the batch's files)."""
+    file, paths = batch.files[0], [f.path for f in batch.files]
+    include = "_path" if len(paths) > 1 else None
+    if include is None:
+        index = pl.lit(file.index, dtype=pl.UInt32)
+    else:  # (the batch's files are consecutive in input order)
+        names = pl.Enum([str(p) for p in paths])
+        index = pl.col(include).cast(names).to_physical().cast(pl.UInt32) + file.index
+    if file.format != "ndjson":
+        return _selected(*_table_fields(batch, include, properties), index, properties)
+    if _unread(file):
+        lines = scan_lines(file.path) if _utf8(file.path) else _lossy_lines(file.path)
+        return _selected(*_line_fields(_numbered(lines), properties), index, properties)
+    patch = _patch(file)
+    read = _scan_ndjson([patch.source] if patch else paths, _ndjson_schema(properties), include)
+    props = {name: pl.col("properties").struct.field(name) for name in properties}
+    fields = _text_fields({f: pl.col(f) for f in FIELDS}, props, pl.lit(None, dtype=pl.String))
+    if patch is None:
+        return _selected(_numbered(read), fields, index, properties)
+    # The reader skips the patch's lines: its rows are numbered as their lines (a row's number
+    # plus the lines skipped before it), and those lines are read one by one, merged in line
+    # order with its rows if they must be (a merge took 0.6 s of 2.6 s for 1M events).
+    skipped, row = patch.rows, pl.col("_row").cast(pl.UInt64)
+    shift = skipped - pl.int_range(0, len(skipped), dtype=pl.UInt64, eager=True)  # (rows before each)
+    line = row + pl.lit(shift).search_sorted(row, side="right").cast(pl.UInt64)
+    rows = _selected(_numbered(read).with_columns(line.alias("_row")), fields, index, properties)
+    lines = _numbered(scan_lines(file.path)).filter(pl.col("_row").is_in(skipped.implode()))
+    one_by_one = _selected(*_line_fields(lines, properties), index, properties)
+    return rows.merge_sorted(one_by_one, "_row") if patch.in_place else pl.concat([rows, one_by_one])
 
 
 FORMAT_NAMES = {"ndjson": "NDJSON", "csv": "CSV", "parquet": "Parquet"}
@@ -652,8 +782,12 @@ def reading(files: Sequence[EventFile], properties: Iterable[str]) -> list[str]:
         if _unread(first):
             unit = "line" if first.format == "ndjson" else "record"
             how = f"{unit} by {unit} (a {unit} {how} cannot read)"
-        elif _blank(first):
-            how += ", its blank lines added as invalid rows"
+        elif (patch := _patch(first)) is not None:
+            count = f"{len(patch.rows):,}"
+            if patch.source == first.path:
+                how += f", but for {count} blank line(s) read line by line"
+            else:
+                how += f" (of a copy), but for {count} line(s) read line by line (it may not read them)"
         lines.append(f"  {named}: {how}")
     return lines
 
