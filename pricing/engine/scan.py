@@ -309,23 +309,30 @@ _UNREAD: dict[Path, tuple[int, int]] = {}
 
 @dataclass(frozen=True, slots=True)
 class _Patch:
-    """An NDJSON file that Polars' reader reads but for some lines, which are read line by line:
-    `rows`, their numbers in order — the lines it skips (blank) or may not read (`_suspect`).
-    `source` is what the reader reads: the file itself when those lines are blank, else a copy
-    of it with them emptied (lines it skips). `in_place`: some of those lines may be events,
-    which must keep their place among the reader's rows (the first of a transaction id's rows
-    in input order is the one that counts); the others claim no transaction id."""
+    """An NDJSON file that Polars' reader reads but for some lines, which are read one by one:
+    the lines it skips (blank) or may not read (`_suspect`), set `aside` in a Parquet file with
+    their numbers (`_row`); `rows`, those numbers. The reader reads `copy`, the file with an
+    empty object in place of each (so that each of its rows is the file's line: those rows are
+    left out). `in_place`: some of those lines may be events, which must keep their place among
+    the reader's rows (the first of a transaction id's rows in input order is the one that
+    counts); the others claim no transaction id."""
 
     stamp: tuple[int, int]
     rows: pl.Series
-    source: Path
+    aside: Path
+    copy: Path
     in_place: bool
+
+    def discard(self) -> None:
+        """Remove the files made for the patch."""
+        for made in (self.aside, self.copy):
+            made.unlink(missing_ok=True)
 
 
 # NDJSON files read so, path → their `_Patch` (a changed file is looked at again)
 _PATCHED: dict[Path, _Patch] = {}
-# the folder of the copies, made when the first one is, removed when the process ends
-_COPIES: list[tempfile.TemporaryDirectory[str]] = []
+# the folder of the files made for patches, made with the first one, removed when the process ends
+_MADE: list[tempfile.TemporaryDirectory[str]] = []
 
 
 def _unread(file: EventFile) -> bool:
@@ -353,50 +360,54 @@ def _suspect(line: pl.Expr) -> pl.Expr:
     )
 
 
-def _blank_rows(path: Path) -> pl.Series:
-    """The numbers of a text file's blank lines (nothing but spaces, tabs, a carriage return)."""
-    at = scan_lines(path).with_row_index("at", offset=1)
-    blank = at.filter(pl.col("line").str.strip_chars() == "")
-    return blank.collect().get_column("at").cast(pl.UInt64)
-
-
-def _emptied(path: Path) -> tuple[pl.Series, bool, Path]:
-    """The numbers of a text file's lines that Polars' reader may not read (`_suspect`), whether
-    any of them may be an event (is not `_malformed`), and a copy of the file (decompressed)
-    with those lines emptied, from one read of it."""
-    if not _COPIES:
-        _COPIES.append(tempfile.TemporaryDirectory(prefix="pricing-"))
-    handle, name = tempfile.mkstemp(suffix=".jsonl", dir=_COPIES[0].name)
+def _made(suffix: str) -> Path:
+    """A new file in a folder removed when the process ends."""
+    if not _MADE:
+        _MADE.append(tempfile.TemporaryDirectory(prefix="pricing-"))
+    handle, name = tempfile.mkstemp(suffix=suffix, dir=_MADE[0].name)
     os.close(handle)
-    lines = _numbered(scan_lines(path)).with_columns(_suspect(pl.col("line")).alias("_suspect"))
-    kept = pl.when("_suspect").then(pl.lit("")).otherwise("line")
-    copy = lines.select(kept).sink_csv(name, include_header=False, quote_style="never", lazy=True)
-    suspect = lines.filter("_suspect").select("_row", _malformed(pl.col("line")).is_null().alias("_event"))
+    return Path(name)
+
+
+def _set_aside(path: Path, found: pl.Expr) -> tuple[Path, Path]:
+    """The lines of a text file where `found` holds (of `line`), with their numbers (`_row`),
+    into a Parquet file; and a copy of the file (decompressed) with an empty object in place of
+    each of them: from one read of it."""
+    aside, copy = _made(".parquet"), _made(".jsonl")
+    lines = _numbered(scan_lines(path)).with_columns(found.alias("_found"))
+    kept = pl.when("_found").then(pl.lit("{}")).otherwise("line")
     try:
-        _, found = pl.collect_all([copy, suspect])
+        pl.collect_all(
+            [
+                lines.filter("_found").select("_row", "line").sink_parquet(aside, lazy=True),
+                lines.select(kept).sink_csv(copy, include_header=False, quote_style="never", lazy=True),
+            ]
+        )
     except READ_ERRORS:
-        Path(name).unlink()
+        aside.unlink()
+        copy.unlink()
         raise
-    return found.get_column("_row").cast(pl.UInt64), found.get_column("_event").any(), Path(name)
+    return aside, copy
 
 
 def _patched(file: EventFile, rows: int | None, lines: int) -> _Patch | None:
     """The patch of an NDJSON file that the reader read `rows` rows of, short of its `lines`
     (each line it skipped is blank, or the file is read line by line), or failed to read (None:
-    its suspect lines, if any, emptied in a copy); None if the file cannot be read so (not all
-    UTF-8: Polars' line reader refuses it; no room for the copy)."""
-    stamp = _stamp(file.path)
+    its suspect lines, if any); None if the file cannot be read so (not all UTF-8: Polars' line
+    reader refuses it; no room for the copy)."""
+    stamp, line = _stamp(file.path), pl.col("line")
     try:
-        if rows is not None:
-            blank = _blank_rows(file.path)
-            return _Patch(stamp, blank, file.path, False) if rows + len(blank) == lines else None
-        suspect, events, copy = _emptied(file.path)
+        aside, copy = _set_aside(file.path, _suspect(line) if rows is None else line.str.strip_chars() == "")
+        kept = pl.read_parquet(aside).select(
+            pl.col("_row").cast(pl.UInt64), _malformed(line).is_null().alias("_event")
+        )
     except READ_ERRORS:
         return None
-    if suspect.is_empty():
-        copy.unlink()
-        return None
-    return _Patch(stamp, suspect, copy, events)
+    patch = _Patch(stamp, kept.get_column("_row"), aside, copy, bool(kept.get_column("_event").any()))
+    if not kept.is_empty() if rows is None else rows + kept.height == lines:
+        return patch
+    patch.discard()
+    return None
 
 
 def _reader_rows(path: Path, form: str) -> int | None:
@@ -424,8 +435,8 @@ def _mark(file: EventFile, rows: int | None) -> bool:
         return False
     patch = _patched(file, rows, lines) if file.format == "ndjson" and _patch(file) is None else None
     old = _PATCHED.pop(file.path, None)
-    if old is not None and old.source != file.path:
-        old.source.unlink(missing_ok=True)
+    if old is not None:
+        old.discard()
     if patch is not None:
         _PATCHED[file.path] = patch
     else:
@@ -439,7 +450,7 @@ def _failed(file: EventFile) -> bool:
     patch = _patch(file)
     if patch is None:
         return _mark(file, _reader_rows(file.path, file.format))
-    if patch.source == file.path or _reader_rows(patch.source, file.format) is not None:
+    if _reader_rows(patch.copy, file.format) is not None:
         return False
     return _mark(file, None)
 
@@ -748,20 +759,17 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
         lines = scan_lines(file.path) if _utf8(file.path) else _lossy_lines(file.path)
         return _selected(*_line_fields(_numbered(lines), properties), index, properties)
     patch = _patch(file)
-    read = _scan_ndjson([patch.source] if patch else paths, _ndjson_schema(properties), include)
+    read = _scan_ndjson([patch.copy] if patch else paths, _ndjson_schema(properties), include)
     props = {name: pl.col("properties").struct.field(name) for name in properties}
     fields = _text_fields({f: pl.col(f) for f in FIELDS}, props, pl.lit(None, dtype=pl.String))
     if patch is None:
         return _selected(_numbered(read), fields, index, properties)
-    # The reader skips the patch's lines: its rows are numbered as their lines (a row's number
-    # plus the lines skipped before it), and those lines are read one by one, merged in line
-    # order with its rows if they must be (a merge took 0.6 s of 2.6 s for 1M events).
-    skipped, row = patch.rows, pl.col("_row").cast(pl.UInt64)
-    shift = skipped - pl.int_range(0, len(skipped), dtype=pl.UInt64, eager=True)  # (rows before each)
-    line = row + pl.lit(shift).search_sorted(row, side="right").cast(pl.UInt64)
-    rows = _selected(_numbered(read).with_columns(line.alias("_row")), fields, index, properties)
-    lines = _numbered(scan_lines(file.path)).filter(pl.col("_row").is_in(skipped.implode()))
-    one_by_one = _selected(*_line_fields(lines, properties), index, properties)
+    # The copy's rows are the file's lines, with those of the patch read one by one instead: in
+    # line order if they must be (a merge took 0.6 s of 2.6 s for 1M events). (A mapping from
+    # the rows the reader reads of a file to their lines held all of them in memory.)
+    aside = pl.col("_row").cast(pl.UInt64).is_in(patch.rows.implode())
+    rows = _selected(_numbered(read).filter(~aside), fields, index, properties)
+    one_by_one = _selected(*_line_fields(pl.scan_parquet(patch.aside), properties), index, properties)
     return rows.merge_sorted(one_by_one, "_row") if patch.in_place else pl.concat([rows, one_by_one])
 
 
@@ -783,11 +791,9 @@ def reading(files: Sequence[EventFile], properties: Iterable[str]) -> list[str]:
             unit = "line" if first.format == "ndjson" else "record"
             how = f"{unit} by {unit} (a {unit} {how} cannot read)"
         elif (patch := _patch(first)) is not None:
-            count = f"{len(patch.rows):,}"
-            if patch.source == first.path:
-                how += f", but for {count} blank line(s) read line by line"
-            else:
-                how += f" (of a copy), but for {count} line(s) read line by line (it may not read them)"
+            how += (
+                f" (of a copy), but for {len(patch.rows):,} line(s) it skips or may not read, read one by one"
+            )
         lines.append(f"  {named}: {how}")
     return lines
 
