@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import pricing
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW
 from pricing.engine.meter import quantities
-from pricing.engine.scan import _UNREAD, EventFile, _stamp, scan_events
+from pricing.engine.scan import _RAGGED, _UNREAD, EventFile, _stamp, _surplus, scan_events
 from tests.reference import Row, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -277,3 +277,40 @@ def test_a_csv_read_record_by_record_reads_as_polars_reads_it(
         del _UNREAD[path]
     assert got.drop("_malformed").equals(expected.drop("_malformed"))
     assert got.get_column("_malformed").null_count() == got.height
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    header=st.lists(FIELD_NAMES, min_size=1, max_size=4),
+    records=st.lists(st.lists(CELL.filter(lambda cell: "\n" not in cell), max_size=6), max_size=6),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+)
+def test_a_ragged_csv_reads_as_record_by_record(
+    header: list[str], records: list[list[str]], quoting: int
+) -> None:
+    """Records with more cells than the header (quoted separators and quotes in their values),
+    cut short by Polars' reader and marked by their cell count, read as the record-by-record
+    reader reads them: each such record an invalid row with the same reason, every other row
+    the same."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=quoting)
+    writer.writerow(header)
+    writer.writerows(records)
+    names = [f"properties.{n}" for n in ("x", "y")]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.csv"
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        file = EventFile(0, path, "csv")
+        ragged = _surplus(path)
+        if ragged is None:  # no record with a surplus cell
+            assert all(len(r) <= len(header) for r in records)
+            return
+        _RAGGED[path] = ragged
+        got = scan_events([file], names).collect()
+        del _RAGGED[path]
+        _UNREAD[path] = _stamp(path)
+        expected = scan_events([file], names).collect()
+        del _UNREAD[path]
+    assert got.get_column("_malformed").to_list() == expected.get_column("_malformed").to_list()
+    valid = pl.col("_malformed").is_null()
+    assert got.filter(valid).equals(expected.filter(valid))

@@ -178,9 +178,10 @@ def _scan_ndjson(
     return pl.scan_ndjson(escaped, schema=schema, include_file_paths=include)
 
 
-def _csv_scan(paths: Sequence[Path], include: str | None = None) -> pl.LazyFrame:
+def _csv_scan(paths: Sequence[Path], include: str | None = None, ragged: bool = False) -> pl.LazyFrame:
     # (An empty file, without a header, holds no rows. No schema is given: with one, Polars
-    # reads a row with more cells than it has by position, or drops the surplus.)
+    # reads a row with more cells than it has by position, or drops the surplus. `ragged`: the
+    # surplus is dropped, for a file whose rows that have one are known: `_Ragged`.)
     return pl.scan_csv(
         [str(p) for p in paths],
         infer_schema=False,
@@ -188,6 +189,7 @@ def _csv_scan(paths: Sequence[Path], include: str | None = None) -> pl.LazyFrame
         raise_if_empty=False,
         glob=False,
         include_file_paths=include,
+        truncate_ragged_lines=ragged,
     )
 
 
@@ -331,6 +333,21 @@ class _Patch:
 
 # NDJSON files read so, path → their `_Patch` (a changed file is looked at again)
 _PATCHED: dict[Path, _Patch] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Ragged:
+    """A CSV file whose only records that Polars' reader cannot read have more cells than its
+    header (`rows`, their numbers): it reads the file with those cut short, and each is an
+    invalid row with its reason (`reasons`)."""
+
+    stamp: tuple[int, int]
+    rows: pl.Series
+    reasons: pl.Series
+
+
+# CSV files read so, path → their `_Ragged`
+_RAGGED: dict[Path, _Ragged] = {}
 # the folder of the files made for patches, made with the first one, removed when the process ends
 _MADE: list[tempfile.TemporaryDirectory[str]] = []
 
@@ -343,6 +360,32 @@ def _unread(file: EventFile) -> bool:
 def _patch(file: EventFile) -> _Patch | None:
     patch = _PATCHED.get(file.path)
     return patch if patch is not None and patch.stamp == _stamp(file.path) else None
+
+
+def _ragged(file: EventFile) -> _Ragged | None:
+    ragged = _RAGGED.get(file.path)
+    return ragged if ragged is not None and ragged.stamp == _stamp(file.path) else None
+
+
+def _surplus(path: Path) -> _Ragged | None:
+    """The records of a CSV file with more cells than its header (`_Ragged`), if each of its
+    lines is one record (none has an odd number of quotes: a quoted value spans lines) and some
+    are; None otherwise. Cells are counted by their commas, those in quoted values left out."""
+    line = pl.col("line")
+    cells = line.str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",", literal=True) + 1
+    lines = scan_lines(path).select(
+        cells.alias("cells"), (line.str.count_matches('"', literal=True) % 2 == 1).alias("_open")
+    )
+    header = lines.head(1).collect().get_column("cells")
+    if header.is_empty():
+        return None
+    width = int(header.item())
+    found = _numbered(lines).filter(pl.col("_open") | (pl.col("cells") > width)).collect()
+    if found.is_empty() or found.get_column("_open").any():
+        return None
+    rows = (found.get_column("_row").cast(pl.UInt64) - 1).alias("_row")  # (the header is line 1)
+    reasons = found.select(pl.format("{} cells where the header has " + str(width), "cells")).to_series()
+    return _Ragged(_stamp(path), rows, reasons)
 
 
 def _suspect(line: pl.Expr) -> pl.Expr:
@@ -410,12 +453,12 @@ def _patched(file: EventFile, rows: int | None, lines: int) -> _Patch | None:
     return None
 
 
-def _reader_rows(path: Path, form: str) -> int | None:
+def _reader_rows(path: Path, form: str, ragged: bool = False) -> int | None:
     """The rows Polars' reader reads from a text file, None if it cannot read it (NDJSON: a broken
     line, a line that is not an object, a `properties` that is not one; CSV: a row with more
-    cells than the header, broken quoting)."""
+    cells than the header, unless `ragged`, broken quoting)."""
     if form == "csv":
-        check = _csv_scan([path]).select(pl.len().alias("rows"), pl.all().null_count())
+        check = _csv_scan([path], ragged=ragged).select(pl.len().alias("rows"), pl.all().null_count())
     else:
         schema = {**_ndjson_schema(()), "properties": pl.Struct({})}
         check = _scan_ndjson([path], schema).select(pl.len().alias("rows"), pl.all().null_count())
@@ -429,9 +472,11 @@ def _mark(file: EventFile, rows: int | None) -> bool:
     """Mark a text file that the reader read `rows` rows of (None: it failed), unless those are
     all its rows; whether it was marked. An NDJSON file is patched (`_patched`) if it can be and
     is not already: a stray blank line, or one broken line, cost a run line by line (1M events,
-    18 s and 17 s against 2 s). Otherwise it is read line by line or record by record."""
-    lines = 0 if rows is None or file.format == "csv" else _lines(file.path)
-    if rows is not None and (file.format == "csv" or rows == lines):
+    18 s and 17 s against 2 s). Otherwise it is read line by line; a CSV file, `_mark_csv`."""
+    if file.format == "csv":
+        return _mark_csv(file, rows)
+    lines = 0 if rows is None else _lines(file.path)
+    if rows == lines:
         return False
     patch = _patched(file, rows, lines) if file.format == "ndjson" and _patch(file) is None else None
     old = _PATCHED.pop(file.path, None)
@@ -444,13 +489,33 @@ def _mark(file: EventFile, rows: int | None) -> bool:
     return True
 
 
+def _mark_csv(file: EventFile, rows: int | None) -> bool:
+    """Mark a CSV file that the reader failed to read (`rows` None): with its records that have
+    more cells than its header (`_surplus`), else to be read record by record, as a file so
+    marked whose `rows` fall short of its records (its lines but the header) is; whether it was
+    marked. (One such record cost a run record by record: 1M events, 7.4–8.3 s against 0.75 s.)"""
+    ragged = _ragged(file)
+    if rows is not None and (ragged is None or rows == _lines(file.path) - 1):
+        return False
+    try:
+        found = _surplus(file.path) if rows is None and ragged is None else None
+    except READ_ERRORS:  # (not all UTF-8: Polars' line reader refuses it)
+        found = None
+    _RAGGED.pop(file.path, None)
+    if found is None:
+        _UNREAD[file.path] = _stamp(file.path)
+    else:
+        _RAGGED[file.path] = found
+    return True
+
+
 def _failed(file: EventFile) -> bool:
     """After a run failed: mark a text file if Polars' reader cannot read it whole, or a patched
-    file whose copy it cannot read; whether it was marked."""
-    patch = _patch(file)
-    if patch is None:
+    file whose copy it cannot read, or a ragged one it cannot read so; whether it was marked."""
+    patch, ragged = _patch(file), _ragged(file)
+    if patch is None and ragged is None:
         return _mark(file, _reader_rows(file.path, file.format))
-    if _reader_rows(patch.copy, file.format) is not None:
+    if _reader_rows(file.path if patch is None else patch.copy, file.format, ragged is not None) is not None:
         return False
     return _mark(file, None)
 
@@ -459,14 +524,15 @@ def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = No
     """Mark the text files that Polars' readers cannot read whole (`_mark`); whether any was
     found. After a failed read (`rows` None) each text file not yet marked is read to find out
     (`_failed`); after a read that succeeded, an NDJSON file that gave fewer rows (`rows`: file
-    index → rows read) than it has lines (the reader skips blank lines) is marked. A file is not
+    index → rows read) than it has lines (the reader skips blank lines) is marked, as a ragged CSV
+    file that gave fewer rows than it has records (`_mark_csv`). A file is not
     checked before its run: reading it once more cost a fifth of metering it (a fifth of 2.4 s
     for 1M NDJSON events)."""
     text = [f for f in files if f.format != "parquet" and not _unread(f)]
     if rows is None:
         marked = [_failed(f) for f in text]
     else:
-        marked = [_mark(f, rows.get(f.index, 0)) for f in text if f.format == "ndjson"]
+        marked = [_mark(f, rows.get(f.index, 0)) for f in text if f.format == "ndjson" or _ragged(f)]
     return any(marked)
 
 
@@ -626,12 +692,17 @@ def _merged(batch: pl.Schema, columns: pl.Schema, parquet: bool) -> pl.Schema | 
 
 def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Batch]:
     """The files in runs that one scan each reads (`_merged`); a file read line by line, record
-    by record or patched is read on its own. (A scan per file cost about 1 ms a file to plan and
+    by record, patched or ragged is read on its own. (A scan per file cost about 1 ms a file to plan and
     run: 500,000 events in 5,000 files, 5.5–8.1 s, now 2.6–3.1 s.)"""
     runs: list[tuple[list[EventFile], pl.Schema | None]] = []
     for file in files:
         columns = _columns(file, properties)
-        if runs and (last := runs[-1])[1] is not None and columns is not None:
+        if (
+            runs
+            and (last := runs[-1])[1] is not None
+            and columns is not None
+            and not _alone(file, last[0][-1])
+        ):
             same = last[0][-1].format == file.format
             merged = _merged(last[1], columns, file.format == "parquet") if same else None
             if merged is not None:
@@ -639,6 +710,12 @@ def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Bat
                 continue
         runs.append(([file], columns))
     return [_Batch(tuple(run), columns) for run, columns in runs]
+
+
+def _alone(*files: EventFile) -> bool:
+    """Whether one of these files is a ragged CSV file, read on its own (its rows are numbered as
+    its records)."""
+    return any(_ragged(f) is not None for f in files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -710,8 +787,15 @@ def _table_fields(
         available = frame.collect_schema()
     else:
         available = batch.columns
-        csv = file.format == "csv"
-        frame = _csv_scan(paths, include) if csv else scan_parquet(paths, include, available)
+        csv, ragged = file.format == "csv", _ragged(file)
+        frame = (
+            _csv_scan(paths, include, ragged is not None) if csv else scan_parquet(paths, include, available)
+        )
+        if ragged is not None:  # (read on its own: `_row` is its record)
+            record = pl.col("_row").cast(pl.UInt64)
+            malformed = record.replace_strict(
+                ragged.rows, ragged.reasons, default=None, return_dtype=pl.String
+            )
     if file.format == "csv":  # an empty cell, quoted ("") or not, is an absent value
         read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
         frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
@@ -793,6 +877,10 @@ def reading(files: Sequence[EventFile], properties: Iterable[str]) -> list[str]:
         elif (patch := _patch(first)) is not None:
             how += (
                 f" (of a copy), but for {len(patch.rows):,} line(s) it skips or may not read, read one by one"
+            )
+        elif (ragged := _ragged(first)) is not None:
+            how += (
+                f", {len(ragged.rows):,} record(s) with more cells than the header cut short (invalid rows)"
             )
         lines.append(f"  {named}: {how}")
     return lines
