@@ -478,7 +478,7 @@ def _mark(file: EventFile, rows: int | None) -> bool:
     lines = 0 if rows is None else _lines(file.path)
     if rows == lines:
         return False
-    patch = _patched(file, rows, lines) if file.format == "ndjson" and _patch(file) is None else None
+    patch = _patched(file, rows, lines) if _patch(file) is None else None
     old = _PATCHED.pop(file.path, None)
     if old is not None:
         old.discard()
@@ -525,9 +525,9 @@ def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = No
     found. After a failed read (`rows` None) each text file not yet marked is read to find out
     (`_failed`); after a read that succeeded, an NDJSON file that gave fewer rows (`rows`: file
     index → rows read) than it has lines (the reader skips blank lines) is marked, as a ragged CSV
-    file that gave fewer rows than it has records (`_mark_csv`). A file is not
-    checked before its run: reading it once more cost a fifth of metering it (a fifth of 2.4 s
-    for 1M NDJSON events)."""
+    file that gave fewer rows than it has records (`_mark_csv`). A file is not checked before
+    its run: reading it once more cost a fifth of metering it (a fifth of 2.4 s for 1M NDJSON
+    events)."""
     text = [f for f in files if f.format != "parquet" and not _unread(f)]
     if rows is None:
         marked = [_failed(f) for f in text]
@@ -692,8 +692,8 @@ def _merged(batch: pl.Schema, columns: pl.Schema, parquet: bool) -> pl.Schema | 
 
 def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Batch]:
     """The files in runs that one scan each reads (`_merged`); a file read line by line, record
-    by record, patched or ragged is read on its own. (A scan per file cost about 1 ms a file to plan and
-    run: 500,000 events in 5,000 files, 5.5–8.1 s, now 2.6–3.1 s.)"""
+    by record, patched or ragged is read on its own. (A scan per file cost about 1 ms a file to
+    plan and run: 500,000 events in 5,000 files, 5.5–8.1 s, now 2.6–3.1 s.)"""
     runs: list[tuple[list[EventFile], pl.Schema | None]] = []
     for file in files:
         columns = _columns(file, properties)
