@@ -186,7 +186,8 @@ def test_invalid_utf8_in_csv_is_still_accounted_for(tmp_path: Path) -> None:
 
 def test_invalid_utf8_in_ndjson_is_still_accounted_for(tmp_path: Path) -> None:
     """Polars' readers refuse a JSON file that is not all UTF-8 (the run used to fail with
-    "invalid utf8"); its lines are read as a CSV file's records are, the bytes as U+FFFD."""
+    "invalid utf8"); its bytes are read as a CSV file's are, as U+FFFD: the reader reads a UTF-8
+    copy, its broken and blank lines set aside. A file whose only fault is a byte, alike."""
     call = b'"event_type": "call", "timestamp": "2026-03-02T00:00:00Z"}'
     (tmp_path / "latin.jsonl").write_bytes(
         b'{"transaction_id": "1", "customer_id": "acme", ' + call + b"\r\n"
@@ -206,6 +207,17 @@ def test_invalid_utf8_in_ndjson_is_still_accounted_for(tmp_path: Path) -> None:
     assert (ledger["buckets"]["rated"], ledger["buckets"]["unknown_customer"]) == (2, 1)
     examples = [(r["reason"], r["row"]) for r in ledger["invalid_examples"]]
     assert examples == [("malformed JSON", 3), ("blank line", 4)]
+    code, out, err = run("explain", str(CASES / "meter"), *args[:2], *MARCH)
+    copy = "Polars' NDJSON reader (of a copy, bytes that are not UTF-8 as U+FFFD)"
+    assert f"{(tmp_path / 'latin.jsonl').as_posix()}: {copy}, but for 2 line(s) it skips" in out
+    (tmp_path / "one.jsonl").write_bytes(
+        b'{"transaction_id": "1", "customer_id": "m\xfcller", ' + call + b"\n"
+    )
+    code, out, err = run("usage", str(CASES / "meter"), "--events", str(tmp_path / "one.jsonl"), *MARCH)
+    assert "event ledger: 1 rows" in err
+    assert "unknown_customer" in err
+    code, out, err = run("explain", str(CASES / "meter"), "--events", str(tmp_path / "one.jsonl"), *MARCH)
+    assert f"{(tmp_path / 'one.jsonl').as_posix()}: {copy}\n" in out
 
 
 def test_empty_usage_csv_still_has_the_header() -> None:

@@ -468,7 +468,9 @@ def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> No
     `1000.0` and `1e-07` where the reader gives `1000`): users 1e3, 1000.0 and 1000 are one
     user, a tier of 2.50 is the excluded "2.5", and a transaction id written 7.0 is the id 7 of
     a later row, which is its duplicate. Lines the reader may not read are read so (indented
-    ones, beside a broken line); so is a whole file that is not all UTF-8."""
+    ones, beside a broken line); so is a whole file whose copy the reader fails on too (a nested
+    `properties` misleads the pattern that sets lines aside). A file that is not all UTF-8 is
+    read by the reader from a UTF-8 copy (its other bytes as U+FFFD), its broken line set aside."""
 
     def call(tx: str, user: str, tier: str) -> str:
         head = f'"transaction_id": {tx}, "customer_id": "acme", "event_type": "call"'
@@ -483,12 +485,18 @@ def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> No
     ]
     (tmp_path / "whole.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "indented.jsonl").write_text("\n".join([*(" " + line for line in lines), "{broken"]) + "\n")
+    misled = (  # (of a customer unknown)
+        '{"transaction_id": "9", "customer_id": "nobody", "event_type": "call", "meta": {"properties": {}},'
+        ' "timestamp": "2026-03-02T00:00:00Z", "properties": 5}'
+    )
+    (tmp_path / "misled.jsonl").write_text("\n".join([*lines, misled, "{broken"]) + "\n")
     (tmp_path / "latin.jsonl").write_bytes(("\n".join(lines) + "\n").encode() + b'{"\xff\n')
     plan = compile(pricing.load(CASE))
     whole = plan.usage([str(tmp_path / "whole.jsonl")], *MARCH)
     for name, read in [
         ("indented.jsonl", "Polars' NDJSON reader (of a copy), but for 5 line(s) it skips or may not read"),
-        ("latin.jsonl", "line by line (a line Polars' NDJSON reader cannot read)"),
+        ("misled.jsonl", "line by line (a line Polars' NDJSON reader cannot read)"),
+        ("latin.jsonl", "Polars' NDJSON reader (of a copy, bytes that are not UTF-8 as U+FFFD), but for 1"),
     ]:
         by_line = plan.usage([str(tmp_path / name)], *MARCH)
         assert f"{(tmp_path / name).as_posix()}: {read}" in plan.explain([str(tmp_path / name)], *MARCH)

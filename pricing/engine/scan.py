@@ -317,13 +317,15 @@ class _Patch:
     empty object in place of each (so that each of its rows is the file's line: those rows are
     left out). `in_place`: some of those lines may be events, which must keep their place among
     the reader's rows (the first of a transaction id's rows in input order is the one that
-    counts); the others claim no transaction id."""
+    counts); the others claim no transaction id. `recoded`: the file is not all UTF-8, the copy
+    has U+FFFD for its other bytes."""
 
     stamp: tuple[int, int]
     rows: pl.Series
     aside: Path
     copy: Path
     in_place: bool
+    recoded: bool
 
     def discard(self) -> None:
         """Remove the files made for the patch."""
@@ -433,21 +435,39 @@ def _set_aside(path: Path, found: pl.Expr) -> tuple[Path, Path]:
     return aside, copy
 
 
+def _utf8_copy(path: Path) -> Path:
+    """A copy of a text file (decompressed) that is not all UTF-8, its other bytes as U+FFFD, as
+    they read line by line (`_lossy_lines`): Polars' readers refuse such a file."""
+    copy = _made(".jsonl")
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with copy.open("w", encoding="utf-8", newline="") as text:
+        for chunk in _chunks(path):
+            text.write(decoder.decode(chunk))
+        text.write(decoder.decode(b"", final=True))
+    return copy
+
+
 def _patched(file: EventFile, rows: int | None, lines: int) -> _Patch | None:
     """The patch of an NDJSON file that the reader read `rows` rows of, short of its `lines`
     (each line it skipped is blank, or the file is read line by line), or failed to read (None:
-    its suspect lines, if any); None if the file cannot be read so (not all UTF-8: Polars' line
-    reader refuses it; no room for the copy)."""
+    its suspect lines, found in a UTF-8 copy of a file that is not all UTF-8; if none, the copy
+    is the patch); None if the file cannot be read so (no room for the copies)."""
     stamp, line = _stamp(file.path), pl.col("line")
+    recoded = rows is None and not _utf8(file.path)
+    text = _utf8_copy(file.path) if recoded else file.path
     try:
-        aside, copy = _set_aside(file.path, _suspect(line) if rows is None else line.str.strip_chars() == "")
+        aside, copy = _set_aside(text, _suspect(line) if rows is None else line.str.strip_chars() == "")
         kept = pl.read_parquet(aside).select(
             pl.col("_row").cast(pl.UInt64), _malformed(line).is_null().alias("_event")
         )
     except READ_ERRORS:
         return None
-    patch = _Patch(stamp, kept.get_column("_row"), aside, copy, bool(kept.get_column("_event").any()))
-    if not kept.is_empty() if rows is None else rows + kept.height == lines:
+    finally:
+        if recoded:
+            text.unlink()
+    events = bool(kept.get_column("_event").any())
+    patch = _Patch(stamp, kept.get_column("_row"), aside, copy, events, recoded)
+    if (recoded or not kept.is_empty()) if rows is None else rows + kept.height == lines:
         return patch
     patch.discard()
     return None
@@ -875,9 +895,9 @@ def reading(files: Sequence[EventFile], properties: Iterable[str]) -> list[str]:
             unit = "line" if first.format == "ndjson" else "record"
             how = f"{unit} by {unit} (a {unit} {how} cannot read)"
         elif (patch := _patch(first)) is not None:
-            how += (
-                f" (of a copy), but for {len(patch.rows):,} line(s) it skips or may not read, read one by one"
-            )
+            how += " (of a copy, bytes that are not UTF-8 as U+FFFD)" if patch.recoded else " (of a copy)"
+            if len(patch.rows):
+                how += f", but for {len(patch.rows):,} line(s) it skips or may not read, read one by one"
         elif (ragged := _ragged(first)) is not None:
             how += (
                 f", {len(ragged.rows):,} record(s) with more cells than the header cut short (invalid rows)"
