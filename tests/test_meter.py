@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
-from pricing.engine import choices, meter
+from pricing.engine import choices, meter, scan
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at
 from pricing.engine.meter import quantities
 from pricing.engine.plan import UsageResult, compile
@@ -806,6 +807,31 @@ def test_a_copy_the_reader_cannot_read_either_is_read_line_by_line(tmp_path: Pat
     assert [(r.reason, r.row) for r in result.ledger.invalid][-1] == ("malformed JSON", len(lines) + 2)
     read = "line by line (a line Polars' NDJSON reader cannot read)"
     assert f"  {odd.as_posix()}: {read}" in plan.explain([str(odd)], *MARCH)
+
+
+def test_without_room_for_copies_a_broken_file_is_read_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patches of a file with a broken line, and of one that is not all UTF-8, need copies in
+    the temporary folder; where it cannot be made (here TMPDIR is a file: a full or missing
+    folder alike), each file is read line by line, as before patches, with the same rows."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a file"))
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setattr(scan, "_MADE", [])  # (no folder made yet in this process)
+    text = (CASE / "part1.jsonl").read_bytes()
+    (tmp_path / "broken.jsonl").write_bytes(text + b"{broken\n")
+    (tmp_path / "latin.jsonl").write_bytes(text.replace(b'"u1"', b'"\xfc1"') + b"{broken\n")
+    plan = compile(pricing.load(CASE))
+    whole = plan.usage([str(CASE / "part1.jsonl")], *MARCH)
+    for name in ("broken.jsonl", "latin.jsonl"):
+        path = tmp_path / name
+        result = plan.usage([str(path)], *MARCH)
+        read = "line by line (a line Polars' NDJSON reader cannot read)"
+        assert f"  {path.as_posix()}: {read}" in plan.explain([str(path)], *MARCH)
+        assert result.ledger.buckets["invalid"] == whole.ledger.buckets["invalid"] + 1
+        assert [(r.reason, r.row) for r in result.ledger.invalid][-1] == ("malformed JSON", 18)
+        if name == "broken.jsonl":
+            assert result.usage.equals(whole.usage)
 
 
 def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) -> None:

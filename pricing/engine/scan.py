@@ -440,10 +440,14 @@ def _utf8_copy(path: Path) -> Path:
     they read line by line (`_lossy_lines`): Polars' readers refuse such a file."""
     copy = _made(".jsonl")
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    with copy.open("w", encoding="utf-8", newline="") as text:
-        for chunk in _chunks(path):
-            text.write(decoder.decode(chunk))
-        text.write(decoder.decode(b"", final=True))
+    try:
+        with copy.open("w", encoding="utf-8", newline="") as text:
+            for chunk in _chunks(path):
+                text.write(decoder.decode(chunk))
+            text.write(decoder.decode(b"", final=True))
+    except OSError:  # (no room for it)
+        copy.unlink()
+        raise
     return copy
 
 
@@ -454,8 +458,9 @@ def _patched(file: EventFile, rows: int | None, lines: int) -> _Patch | None:
     is the patch); None if the file cannot be read so (no room for the copies)."""
     stamp, line = _stamp(file.path), pl.col("line")
     recoded = rows is None and not _utf8(file.path)
-    text = _utf8_copy(file.path) if recoded else file.path
+    text = file.path
     try:
+        text = _utf8_copy(file.path) if recoded else file.path
         aside, copy = _set_aside(text, _suspect(line) if rows is None else line.str.strip_chars() == "")
         kept = pl.read_parquet(aside).select(
             pl.col("_row").cast(pl.UInt64), _malformed(line).is_null().alias("_event")
@@ -463,7 +468,7 @@ def _patched(file: EventFile, rows: int | None, lines: int) -> _Patch | None:
     except READ_ERRORS:
         return None
     finally:
-        if recoded:
+        if text != file.path:
             text.unlink()
     events = bool(kept.get_column("_event").any())
     patch = _Patch(stamp, kept.get_column("_row"), aside, copy, events, recoded)
