@@ -195,7 +195,8 @@ _EVENTS = click.option(
     "events",
     multiple=True,
     required=True,
-    help="An event file, glob or folder (NDJSON, CSV, Parquet; NDJSON, CSV gzipped too); repeat for several.",
+    help="An event file, glob or folder (NDJSON, CSV, Parquet; NDJSON, CSV gzip- or zstd-compressed too);"
+    " repeat for several.",
 )
 _START = click.option(
     "--start", required=True, help="Run start (inclusive): RFC 3339 or a date in the project timezone."

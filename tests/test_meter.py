@@ -6,12 +6,14 @@ import gzip
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -534,9 +536,11 @@ def test_event_arguments(tmp_path: Path) -> None:
     with pytest.raises(EventInputError, match="unknown event file type") as raised:
         expand([str(tmp_path / "notes.txt")])
     assert str(raised.value).endswith(
-        "expected one of .jsonl, .ndjson, .csv, .parquet, .jsonl.gz, .ndjson.gz, .csv.gz"
+        "expected one of .jsonl, .ndjson, .csv, .parquet, .jsonl.gz, .ndjson.gz, .csv.gz,"
+        " .jsonl.zst, .ndjson.zst, .csv.zst"
     )
     (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(b""))
+    (tmp_path / "c.csv.zst").write_bytes(zstandard.compress(b""))
     (tmp_path / "d.parquet.gz").write_bytes(gzip.compress(b""))  # (Parquet compresses itself)
     (tmp_path / "._c.jsonl").write_bytes(b"\x00\x05\x16\x07")  # hidden (macOS's AppleDouble)
     (tmp_path / ".cache").mkdir()
@@ -544,33 +548,44 @@ def test_event_arguments(tmp_path: Path) -> None:
     assert [(f.path.name, f.format) for f in expand([str(tmp_path)])] == [
         ("a.csv", "csv"),
         ("b.jsonl", "ndjson"),
+        ("c.csv.zst", "csv"),
         ("c.jsonl.gz", "ndjson"),
     ]
 
 
-def test_gzip_compressed_text_files(tmp_path: Path) -> None:
-    """NDJSON and CSV files may be gzip-compressed (as warehouse exports are): read as the plain
-    ones, also line by line and record by record; found to be compressed by their first bytes,
-    as Polars finds it, whatever their name. A truncated one stops the run, with the reason."""
+def _zstd(data: bytes) -> bytes:
+    """zstd, in two frames (as files appended to, or written in parallel, are)."""
+    return b"".join(zstandard.compress(half) for half in (data[: len(data) // 2], data[len(data) // 2 :]))
+
+
+@pytest.mark.parametrize(("suffix", "compress"), [(".gz", gzip.compress), (".zst", _zstd)])
+def test_compressed_text_files(tmp_path: Path, suffix: str, compress: Callable[[bytes], bytes]) -> None:
+    """NDJSON and CSV files may be compressed with gzip or zstd (as warehouse exports are): read
+    as the plain ones, also with lines set aside, cut short, line by line and record by record;
+    found to be compressed by their first bytes, as Polars finds it, whatever their name. A
+    truncated one stops the run, with the reason."""
     plain = [str(CASE / "part1.jsonl"), str(CASE / "part2.csv")]
-    packed = [str(tmp_path / "part1.jsonl.gz"), str(tmp_path / "part2.csv.gz")]
+    packed = [str(tmp_path / f"part1.jsonl{suffix}"), str(tmp_path / f"part2.csv{suffix}")]
     for source, target in zip(plain, packed, strict=True):
-        Path(target).write_bytes(gzip.compress(Path(source).read_bytes()))
+        Path(target).write_bytes(compress(Path(source).read_bytes()))
     assert usage_of(CASE, packed) == usage_of(CASE, plain)
-    # a blank line and a broken record: read line by line, and record by record
+    # a blank line and broken records: read by the reader but for those, or record by record
     lines = (CASE / "part1.jsonl").read_bytes().splitlines(keepends=True)
-    (tmp_path / "blank.jsonl").write_bytes(gzip.compress(b"".join([*lines[:3], b"\n", *lines[3:]])))
+    (tmp_path / "blank.jsonl").write_bytes(compress(b"".join([*lines[:3], b"\n", *lines[3:]])))
+    (tmp_path / "latin.jsonl").write_bytes(compress(b"".join([*lines[:3], b'{"\xff\n', *lines[3:]])))
     broken = b"transaction_id,customer_id,event_type,timestamp\nz1,acme,call,2026-03-02,surplus\n"
-    (tmp_path / "broken.csv").write_bytes(gzip.compress(broken))
-    result = compile(pricing.load(CASE)).usage(
-        [str(tmp_path / n) for n in ("blank.jsonl", "broken.csv")], *MARCH
-    )
-    assert result.ledger.rows == len(lines) + 2
+    (tmp_path / "broken.csv").write_bytes(compress(broken))
+    (tmp_path / "quoted.csv").write_bytes(compress(broken.replace(b"surplus", b'"open')))
+    names = ("blank.jsonl", "latin.jsonl", "broken.csv", "quoted.csv")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / n) for n in names], *MARCH)
+    assert result.ledger.rows == 2 * len(lines) + 4
     assert [(i.reason, Path(i.file).name, i.row) for i in result.ledger.invalid] == [
         ("blank line", "blank.jsonl", 4),
+        ("malformed JSON", "latin.jsonl", 4),
         ("5 cells where the header has 4", "broken.csv", 1),
+        ("malformed CSV: a quote is not closed (the rest of the file is this row)", "quoted.csv", 1),
     ]
-    cut = tmp_path / "cut.jsonl.gz"
+    cut = tmp_path / f"cut.jsonl{suffix}"
     cut.write_bytes(Path(packed[0]).read_bytes()[:60])
     with pytest.raises(EventReadError, match=f"^could not read {cut.as_posix()}: "):
         compile(pricing.load(CASE)).usage([str(cut)], *MARCH)
