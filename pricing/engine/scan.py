@@ -419,18 +419,22 @@ def _ragged(file: EventFile) -> _Ragged | None:
 def _surplus(path: Path) -> _Ragged | None:
     """The records of a CSV file with more cells than its header (`_Ragged`), if each of its
     lines is one record (none has an odd number of quotes: a quoted value spans lines) and some
-    are; None otherwise. Cells are counted by their commas, those in quoted values left out."""
+    are; None otherwise. Cells are counted by their commas, those in quoted values left out (in
+    a UTF-8 copy of a file that is not all UTF-8: Polars' line reader refuses it)."""
     line = pl.col("line")
     cells = line.str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",", literal=True) + 1
-    lines = scan_lines(path).select(
-        cells.alias("cells"), (line.str.count_matches('"', literal=True) % 2 == 1).alias("_open")
-    )
-    header = lines.head(1).collect().get_column("cells")
-    if header.is_empty():
-        return None
-    width = int(header.item())
-    found = _numbered(lines).filter(pl.col("_open") | (pl.col("cells") > width)).collect()
-    if found.is_empty() or found.get_column("_open").any():
+    text = path if _utf8(path) else _utf8_copy(path)
+    try:
+        lines = scan_lines(text).select(
+            cells.alias("cells"), (line.str.count_matches('"', literal=True) % 2 == 1).alias("_open")
+        )
+        header = lines.head(1).collect().get_column("cells")
+        width = int(header.item()) if len(header) else 0
+        found = _numbered(lines).filter(pl.col("_open") | (pl.col("cells") > width)).collect()
+    finally:
+        if text != path:
+            text.unlink()
+    if not width or found.is_empty() or found.get_column("_open").any():
         return None
     rows = (found.get_column("_row").cast(pl.UInt64) - 1).alias("_row")  # (the header is line 1)
     reasons = found.select(pl.format("{} cells where the header has " + str(width), "cells")).to_series()
@@ -571,7 +575,7 @@ def _mark_csv(file: EventFile, rows: int | None) -> bool:
         return False
     try:
         found = _surplus(file.path) if rows is None and ragged is None else None
-    except READ_ERRORS:  # (not all UTF-8: Polars' line reader refuses it)
+    except READ_ERRORS:  # (no room for a UTF-8 copy)
         found = None
     _RAGGED.pop(file.path, None)
     if found is None:
