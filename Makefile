@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_usage.py --events 1000000 --events 10000000
 	$(BIN)/python benchmarks/bench_invoice.py --events 1000000 --events 10000000
+	$(BIN)/python benchmarks/bench_reading.py
 
 # 100M events in ten Parquet files (1.5 GB, written on the first run): time and peak memory.
 bench-scale: $(STAMP)
