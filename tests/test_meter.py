@@ -37,6 +37,11 @@ def usage_of(
     return table, result.ledger.buckets
 
 
+def metric_table(result: UsageResult) -> dict[tuple[str, str], Decimal]:
+    """A one-customer run's usage: (metric, its sorted group values as text) → quantity."""
+    return {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(result.usage)}
+
+
 @pytest.mark.parametrize("engine", ["in-memory", "streaming"])
 @pytest.mark.parametrize("strategy", [PRE_AGGREGATED, PER_METRIC])
 @pytest.mark.parametrize("dedup", [WINDOW, PRE_PASS])
@@ -392,8 +397,7 @@ def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(tmp_path: Path) -> 
         ("malformed CSV: text after a closing quote", 3),
         ("malformed CSV: a quote is not closed (the rest of the file is this row)", 5),
     ]
-    usage = {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(result.usage)}
-    assert usage == {
+    assert metric_table(result) == {
         ("calls", "[]"): Decimal(2),
         ("cost", "[]"): Decimal(5),
         ("users", "[]"): Decimal(2),
@@ -445,8 +449,7 @@ def test_a_csv_row_with_a_surplus_cell_leaves_the_others_to_the_reader(tmp_path:
     for name in ("ragged.csv", "ragged.csv.gz", "latin.csv"):
         path = tmp_path / name
         result = plan.usage([str(path), str(tmp_path / "later.csv")], *MARCH)
-        usage = {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(result.usage)}
-        assert usage == {
+        assert metric_table(result) == {
             ("calls", "[]"): Decimal(3),
             ("cost", "[]"): Decimal(6),
             ("users", "[]"): Decimal(3),
@@ -505,8 +508,7 @@ def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> No
     ]:
         by_line = plan.usage([str(tmp_path / name)], *MARCH)
         assert f"{(tmp_path / name).as_posix()}: {read}" in plan.explain([str(tmp_path / name)], *MARCH)
-        table = {(m, str(sorted(g.items()))): q for _, _, m, g, q in quantities(by_line.usage)}
-        assert table == {
+        assert metric_table(by_line) == {
             ("calls", "[]"): Decimal(3),
             ("users", "[]"): Decimal(1),
             ("by_region", "[('region', 'us')]"): Decimal(2),
