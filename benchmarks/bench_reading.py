@@ -34,10 +34,13 @@ START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
 FIELDS = ["transaction_id", "customer_id", "event_type", "timestamp"]
 # file → (its clean file, what is wrong, the line put in the middle; None: the file is the clean
 # file compressed)
-BROKEN_LINE = b'{"transaction_id": "broken", "customer_id": "cust1", oops\n'
 VARIANTS: dict[str, tuple[str, str, bytes | None]] = {
     "events.jsonl": ("events.jsonl", "clean", b""),
-    "broken.jsonl": ("events.jsonl", "a broken line", BROKEN_LINE),
+    "broken.jsonl": (
+        "events.jsonl",
+        "a broken line",
+        b'{"transaction_id": "broken", "customer_id": "c1", oops\n',
+    ),
     "blank.jsonl": ("events.jsonl", "a blank line", b"\n"),
     "latin.jsonl": (
         "events.jsonl",
