@@ -513,14 +513,14 @@ def _patched(file: EventFile, rows: int | None, lines: int) -> _Patch | None:
     try:
         text = _utf8_copy(file.path) if recoded else file.path
         aside, copy = _set_aside(text, _suspect(line) if rows is None else line.str.strip_chars() == "")
-        kept = pl.read_parquet(aside).select(
-            pl.col("_row").cast(pl.UInt64), _malformed(line).is_null().alias("_event")
-        )
     except READ_ERRORS:
         return None
     finally:
         if text != file.path:
             text.unlink()
+    kept = pl.read_parquet(aside).select(
+        pl.col("_row").cast(pl.UInt64), _malformed(line).is_null().alias("_event")
+    )
     events = bool(kept.get_column("_event").any())
     patch = _Patch(stamp, kept.get_column("_row"), aside, copy, events, recoded)
     if (recoded or not kept.is_empty()) if rows is None else rows + kept.height == lines:
