@@ -30,7 +30,7 @@ from pricing.engine.lines import RatingError
 from pricing.engine.meter import USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
-from pricing.engine.scan import EventInputError, EventReadError
+from pricing.engine.sources import EventInputError, EventReadError
 from pricing.files import OutputError, write_atomic, write_text_atomic
 from pricing.money import text as money_text
 from pricing.render import FORMATS as DOCUMENT_FORMATS

@@ -10,7 +10,7 @@ import pytest
 
 import pricing
 from pricing.bulk import collector_paused
-from pricing.engine.scan import EventReadError
+from pricing.engine.sources import EventReadError
 from tests.conftest import REPO
 
 

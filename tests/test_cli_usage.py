@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import pricing
 from pricing.cli import main
-from pricing.engine.scan import EventInputError
+from pricing.engine.sources import EventInputError
 from tests.conftest import CASES, REPO
 
 SPECS = str(REPO / "specs")

@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
-from pricing.engine import choices, meter, scan
+from pricing.engine import choices, meter, repair
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at
 from pricing.engine.meter import quantities
 from pricing.engine.plan import UsageResult, compile
-from pricing.engine.scan import EventInputError, EventReadError, expand
+from pricing.engine.sources import EventInputError, EventReadError, expand, line_count
 from tests.conftest import CASES, REPO
 
 CASE = CASES / "meter"
@@ -836,7 +836,7 @@ def test_without_room_for_copies_a_broken_file_is_read_line_by_line(
     folder alike), each file is read line by line, as before patches, with the same rows."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a file"))
     (tmp_path / "a file").write_text("")
-    monkeypatch.setattr(scan, "_MADE", [])  # (no folder made yet in this process)
+    monkeypatch.setattr(repair, "_MADE", [])  # (no folder made yet in this process)
     text = (CASE / "part1.jsonl").read_bytes()
     (tmp_path / "broken.jsonl").write_bytes(text + b"{broken\n")
     (tmp_path / "latin.jsonl").write_bytes(text.replace(b'"u1"', b'"\xfc1"') + b"{broken\n")
@@ -1190,11 +1190,10 @@ def test_a_spec_without_metrics_meters_the_ledger_alone(tmp_path: Path) -> None:
 def test_lines_are_counted_as_polars_counts_them(tmp_path: Path, text: bytes) -> None:
     """The run compares an NDJSON file's rows with its lines (the reader skips blank lines); the
     lines are counted in Python, as Polars' line reader counts them."""
-    from pricing.engine.scan import _lines
-
     (tmp_path / "f.jsonl").write_bytes(text)
     assert (
-        _lines(tmp_path / "f.jsonl") == pl.scan_lines(tmp_path / "f.jsonl").select(pl.len()).collect().item()
+        line_count(tmp_path / "f.jsonl")
+        == pl.scan_lines(tmp_path / "f.jsonl").select(pl.len()).collect().item()
     )
 
 

@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 import pricing
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW
 from pricing.engine.meter import quantities
-from pricing.engine.scan import _RAGGED, _UNREAD, EventFile, _stamp, _surplus, scan_events
+from pricing.engine.repair import _RAGGED, _UNREAD, _surplus
+from pricing.engine.scan import scan_events
+from pricing.engine.sources import EventFile, file_stamp
 from tests.reference import Row, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -272,7 +274,7 @@ def test_a_csv_read_record_by_record_reads_as_polars_reads_it(
             expected = by_polars.collect()
         except pl.exceptions.PolarsError:
             return  # a file Polars cannot read: the case the record reader is for
-        _UNREAD[path] = _stamp(path)
+        _UNREAD[path] = file_stamp(path)
         got = scan_events([EventFile(0, path, "csv")], names).collect()
         del _UNREAD[path]
     assert got.drop("_malformed").equals(expected.drop("_malformed"))
@@ -308,7 +310,7 @@ def test_a_ragged_csv_reads_as_record_by_record(
         _RAGGED[path] = ragged
         got = scan_events([file], names).collect()
         del _RAGGED[path]
-        _UNREAD[path] = _stamp(path)
+        _UNREAD[path] = file_stamp(path)
         expected = scan_events([file], names).collect()
         del _UNREAD[path]
     assert got.get_column("_malformed").to_list() == expected.get_column("_malformed").to_list()

@@ -13,7 +13,8 @@ from decimal import Decimal
 
 import polars as pl
 
-from pricing.engine.scan import READ_ERRORS, EventFile, scan_events, scan_lines, scan_parquet, text_bytes
+from pricing.engine.scan import scan_events
+from pricing.engine.sources import READ_ERRORS, EventFile, scan_lines, scan_parquet, text_bytes
 
 PRE_AGGREGATED, PER_METRIC = "pre-aggregated", "per-metric"
 STRATEGIES = ("auto", PRE_AGGREGATED, PER_METRIC)

@@ -65,15 +65,9 @@ from pricing.engine.choices import (
     choose_strategy,
     counted_rows,
 )
-from pricing.engine.scan import (
-    PREFIX,
-    READ_ERRORS,
-    UTC_TIME,
-    EventFile,
-    EventReadError,
-    scan_events,
-    unread_found,
-)
+from pricing.engine.repair import unread_found
+from pricing.engine.scan import PREFIX, UTC_TIME, scan_events
+from pricing.engine.sources import READ_ERRORS, EventFile, EventReadError
 from pricing.expr.ast import properties
 from pricing.expr.lower import Columns, Lowered, lower, not_a_number
 from pricing.expr.types import check

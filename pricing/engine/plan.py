@@ -29,7 +29,9 @@ from pricing.engine.meter import (
     run_meter,
 )
 from pricing.engine.rate import price_changes
-from pricing.engine.scan import EventPaths, event_paths, expand, reading, unread_found
+from pricing.engine.repair import unread_found
+from pricing.engine.scan import reading
+from pricing.engine.sources import EventPaths, event_paths, expand
 
 
 @dataclass(frozen=True, slots=True)
