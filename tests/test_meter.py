@@ -595,6 +595,24 @@ def test_compressed_text_files(tmp_path: Path, suffix: str, compress: Callable[[
         compile(pricing.load(CASE)).usage([str(cut)], *MARCH)
 
 
+@pytest.mark.parametrize(
+    ("suffix", "compress"),
+    [("", bytes), (".gz", gzip.compress), (".zst", zstandard.compress), (".zst", _zstd)],
+)
+def test_the_rows_of_a_compressed_file_are_estimated_from_its_text(
+    tmp_path: Path, suffix: str, compress: Callable[[bytes], bytes]
+) -> None:
+    """The row count that chooses the plan reads a text file's size as its text's: a compressed
+    file's size times the ratio at which its first megabyte decompresses (its first gzip member or
+    zstd frame). 1,700 like lines: exactly that, plain, gzipped or in one zstd frame; in two zstd
+    frames of half the lines each, within a percent."""
+    text = (CASE / "part1.jsonl").read_bytes() * 100
+    path = tmp_path / f"events.jsonl{suffix}"
+    path.write_bytes(compress(text))
+    rows = choices.input_rows(expand([str(path)]))
+    assert abs(rows - 1700) <= (17 if compress is _zstd else 0)
+
+
 def test_project_timezone_and_dst(tmp_path: Path) -> None:
     """Berlin: March 2026 runs from 2026-02-28T23:00Z to 2026-03-31T22:00Z (summer time began on
     29 March, a 23-hour day)."""
