@@ -9,7 +9,8 @@ from __future__ import annotations
 import codecs
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,17 +105,13 @@ def _surplus(path: Path) -> Ragged | None:
     a UTF-8 copy of a file that is not all UTF-8: Polars' line reader refuses it)."""
     line = pl.col("line")
     cells = line.str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",", literal=True) + 1
-    text = path if utf8(path) else _utf8_copy(path)
-    try:
+    with _in_utf8(path) as text:
         lines = scan_lines(text).select(
             cells.alias("cells"), (line.str.count_matches('"', literal=True) % 2 == 1).alias("_open")
         )
         header = lines.head(1).collect().get_column("cells")
         width = int(header.item()) if len(header) else 0
         found = numbered(lines).filter(pl.col("_open") | (pl.col("cells") > width)).collect()
-    finally:
-        if text != path:
-            text.unlink()
     if not width or found.is_empty() or found.get_column("_open").any():
         return None
     rows = (found.get_column("_row").cast(pl.UInt64) - 1).alias("_row")  # (the header is line 1)
@@ -167,9 +164,14 @@ def _set_aside(path: Path, found: pl.Expr) -> tuple[Path, Path]:
     return aside, copy
 
 
-def _utf8_copy(path: Path) -> Path:
-    """A copy of a text file (decompressed) that is not all UTF-8, its other bytes as U+FFFD, as
-    they read line by line (`sources.lossy_lines`): Polars' readers refuse such a file."""
+@contextmanager
+def _in_utf8(path: Path) -> Iterator[Path]:
+    """A text file as UTF-8 text, for Polars' line reader, which refuses any other: the file
+    itself, or a copy of it (decompressed, removed after use) with its bytes that are not UTF-8
+    as U+FFFD, as they read line by line (`sources.lossy_lines`)."""
+    if utf8(path):
+        yield path
+        return
     copy = _made(".jsonl")
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     try:
@@ -177,10 +179,9 @@ def _utf8_copy(path: Path) -> Path:
             for chunk in chunks(path):
                 text.write(decoder.decode(chunk))
             text.write(decoder.decode(b"", final=True))
-    except OSError:  # (no room for it)
+        yield copy
+    finally:
         copy.unlink()
-        raise
-    return copy
 
 
 def _patched(file: EventFile, rows: int | None, lines: int) -> Patch | None:
@@ -189,16 +190,16 @@ def _patched(file: EventFile, rows: int | None, lines: int) -> Patch | None:
     its suspect lines, found in a UTF-8 copy of a file that is not all UTF-8; if none, the copy
     is the patch); None if the file cannot be read so (no room for the copies)."""
     stamp, line = file_stamp(file.path), pl.col("line")
-    recoded = rows is None and not utf8(file.path)
-    text = file.path
     try:
-        text = _utf8_copy(file.path) if recoded else file.path
-        aside, copy = _set_aside(text, _suspect(line) if rows is None else line.str.strip_chars() == "")
+        if rows is not None:  # (the reader read it: it is all UTF-8)
+            recoded = False
+            aside, copy = _set_aside(file.path, line.str.strip_chars() == "")
+        else:
+            with _in_utf8(file.path) as text:
+                recoded = text != file.path
+                aside, copy = _set_aside(text, _suspect(line))
     except READ_ERRORS:
         return None
-    finally:
-        if text != file.path:
-            text.unlink()
     kept = pl.read_parquet(aside).select(
         pl.col("_row").cast(pl.UInt64), line_fault(line).is_null().alias("_event")
     )
