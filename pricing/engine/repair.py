@@ -1,12 +1,13 @@
 """Text files that Polars' readers cannot read whole, found after a run fails or falls short
-(`unread_found`) and marked for the runs after it: an NDJSON file patched (`Patch`: the reader
-reads a copy, the lines it may not read set aside and read one by one), a CSV file ragged
-(`Ragged`: rows with a surplus cell cut short), or else read line by line or record by record.
-A file is not checked before its run: reading it once more cost a fifth of metering it."""
+(`unread_found`) and marked for the runs after it: patched (`Patch`: the reader reads a copy,
+the lines it may not read set aside and read one by one), or else read line by line (NDJSON) or
+record by record (CSV). A file is not checked before its run: reading it once more cost a fifth
+of metering it."""
 
 from __future__ import annotations
 
 import codecs
+import csv
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,8 +19,10 @@ import polars as pl
 
 from pricing.engine.sources import (
     READ_ERRORS,
+    CsvRows,
     EventFile,
     chunks,
+    csv_records,
     file_stamp,
     line_count,
     line_fault,
@@ -38,14 +41,16 @@ _UNREAD: dict[Path, tuple[int, int]] = {}
 
 @dataclass(frozen=True, slots=True)
 class Patch:
-    """An NDJSON file that Polars' reader reads but for some lines, which are read one by one:
-    the lines it skips (blank) or may not read (`_suspect`), set `aside` in a Parquet file with
-    their numbers (`_row`); `rows`, those numbers. The reader reads `copy`, the file with an
-    empty object in place of each (so that each of its rows is the file's line: those rows are
-    left out). `in_place`: some of those lines may be events, which must keep their place among
-    the reader's rows (the first of a transaction id's rows in input order is the one that
-    counts); the others claim no transaction id. `recoded`: the file is not all UTF-8, the copy
-    has U+FFFD for its other bytes."""
+    """A text file that Polars' reader reads but for some lines, which are read one by one: the
+    lines it skips (blank NDJSON) or may not read (`_suspect`, `_unreadable`), set `aside` in a
+    Parquet file with their numbers (`_row`); `rows`, those numbers. The reader reads `copy`,
+    the file with a placeholder in place of each (an empty object; an empty CSV line, a row of
+    nothing), so that each of its rows is the file's line (CSV: record): those rows are left
+    out. An NDJSON line set aside is kept as it is (`line`), a CSV record as read by Python's
+    csv module (`sources.CsvRows`). `in_place`: some of those lines may be events, which must
+    keep their place among the reader's rows (the first of a transaction id's rows in input
+    order is the one that counts); the others claim no transaction id. `recoded`: the file is
+    not all UTF-8, the copy has U+FFFD for its other bytes."""
 
     stamp: tuple[int, int]
     rows: pl.Series
@@ -60,23 +65,8 @@ class Patch:
             made.unlink(missing_ok=True)
 
 
-# NDJSON files read so, path → their `Patch` (a changed file is looked at again)
+# Text files read so, path → their `Patch` (a changed file is looked at again)
 _PATCHED: dict[Path, Patch] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class Ragged:
-    """A CSV file whose only records that Polars' reader cannot read have more cells than its
-    header (`rows`, their numbers): it reads the file with those cut short, and each is an
-    invalid row with its reason (`reasons`)."""
-
-    stamp: tuple[int, int]
-    rows: pl.Series
-    reasons: pl.Series
-
-
-# CSV files read so, path → their `Ragged`
-_RAGGED: dict[Path, Ragged] = {}
 
 
 # the folder of the files made for patches, made with the first one, removed when the process ends
@@ -91,32 +81,6 @@ def unread(file: EventFile) -> bool:
 def patch_of(file: EventFile) -> Patch | None:
     patch = _PATCHED.get(file.path)
     return patch if patch is not None and patch.stamp == file_stamp(file.path) else None
-
-
-def ragged_of(file: EventFile) -> Ragged | None:
-    ragged = _RAGGED.get(file.path)
-    return ragged if ragged is not None and ragged.stamp == file_stamp(file.path) else None
-
-
-def _surplus(path: Path) -> Ragged | None:
-    """The records of a CSV file with more cells than its header (`Ragged`), if each of its
-    lines is one record (none has an odd number of quotes: a quoted value spans lines) and some
-    are; None otherwise. Cells are counted by their commas, those in quoted values left out (in
-    a UTF-8 copy of a file that is not all UTF-8: Polars' line reader refuses it)."""
-    line = pl.col("line")
-    cells = line.str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",", literal=True) + 1
-    with _in_utf8(path) as text:
-        lines = scan_lines(text).select(
-            cells.alias("cells"), (line.str.count_matches('"', literal=True) % 2 == 1).alias("_open")
-        )
-        header = lines.head(1).collect().get_column("cells")
-        width = int(header.item()) if len(header) else 0
-        found = numbered(lines).filter(pl.col("_open") | (pl.col("cells") > width)).collect()
-    if not width or found.is_empty() or found.get_column("_open").any():
-        return None
-    rows = (found.get_column("_row").cast(pl.UInt64) - 1).alias("_row")  # (the header is line 1)
-    reasons = found.select(pl.format("{} cells where the header has " + str(width), "cells")).to_series()
-    return Ragged(file_stamp(path), rows, reasons)
 
 
 def _suspect(line: pl.Expr) -> pl.Expr:
@@ -143,13 +107,19 @@ def _made(suffix: str) -> Path:
     return Path(name)
 
 
-def _set_aside(path: Path, found: pl.Expr) -> tuple[Path, Path]:
-    """The lines of a text file where `found` holds (of `line`), with their numbers (`_row`),
-    into a Parquet file; and a copy of the file (decompressed) with an empty object in place of
-    each of them: from one read of it."""
-    aside, copy = _made(".parquet"), _made(".jsonl")
+# What a patch's copy has in place of a line set aside, by format: a row of nothing (the reader
+# skips a blank NDJSON line; it reads a blank CSV line as a row), and the copy's suffix
+_PLACEHOLDERS = {"ndjson": ("{}", ".jsonl"), "csv": ("", ".csv")}
+
+
+def _set_aside(path: Path, found: pl.Expr, form: str) -> tuple[Path, Path]:
+    """The lines of a text file where `found` holds (of `line` and its number `_row`), with their
+    numbers, into a Parquet file; and a copy of the file (decompressed) with the format's
+    placeholder in place of each of them: from one read of it."""
+    placeholder, suffix = _PLACEHOLDERS[form]
+    aside, copy = _made(".parquet"), _made(suffix)
     lines = numbered(scan_lines(path)).with_columns(found.alias("_found"))
-    kept = pl.when("_found").then(pl.lit("{}")).otherwise("line")
+    kept = pl.when("_found").then(pl.lit(placeholder)).otherwise("line")
     try:
         pl.collect_all(
             [
@@ -193,11 +163,11 @@ def _patched(file: EventFile, rows: int | None, lines: int) -> Patch | None:
     try:
         if rows is not None:  # (the reader read it: it is all UTF-8)
             recoded = False
-            aside, copy = _set_aside(file.path, line.str.strip_chars() == "")
+            aside, copy = _set_aside(file.path, line.str.strip_chars() == "", "ndjson")
         else:
             with _in_utf8(file.path) as text:
                 recoded = text != file.path
-                aside, copy = _set_aside(text, _suspect(line))
+                aside, copy = _set_aside(text, _suspect(line), "ndjson")
     except READ_ERRORS:
         return None
     kept = pl.read_parquet(aside).select(
@@ -211,12 +181,77 @@ def _patched(file: EventFile, rows: int | None, lines: int) -> Patch | None:
     return None
 
 
-def _reader_rows(path: Path, form: str, ragged: bool = False) -> int | None:
+# A CSV line that both Polars' reader and Python's read as one record, the same: each cell
+# unquoted, without quotes or carriage returns, or quoted, its quotes doubled
+_CELL = r'(?:[^",\r]*|"(?:[^"]|"")*")'
+_RECORD = rf"^{_CELL}(?:,{_CELL})*$"
+
+
+def _unreadable(line: pl.Expr, width: int) -> pl.Expr:
+    """Whether Polars' CSV reader may not read a line of a file whose header has `width` cells as
+    it reads records: not cells as `_RECORD` has them (broken quoting, a quote in an unquoted
+    cell: Polars fails the file, where Python reads it as text), or more cells than the header
+    (commas in quoted values not counted)."""
+    cells = line.str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",", literal=True) + 1
+    return ~line.str.contains(_RECORD) | (cells > width)
+
+
+def _one_record(line: str, read: list[list[str] | csv.Error]) -> bool:
+    """Whether Python's csv module reads a CSV line, `read` alone, as it reads it in its file:
+    one record or one error, no quoted value left open (the record would go on to the next
+    lines) and no carriage return ending it (the next text would be a record)."""
+    if len(read) != 1:
+        return False
+    record = read[0]
+    if isinstance(record, csv.Error):
+        return "\r" not in line and str(record) != "unexpected end of data"
+    return line.count("\r") == sum(cell.count("\r") for cell in record)
+
+
+def _records(kept: pl.DataFrame, layout: CsvRows) -> pl.DataFrame | None:
+    """The CSV lines set aside (`_row`, `line`), each read alone as a record and numbered as a
+    record; None if one is the header or not one record alone."""
+    rows: list[list[str | None]] = []
+    for number, line in kept.iter_rows():
+        read = list(csv_records(csv.reader([line], strict=True)))
+        if number == 1 or not _one_record(line, read):
+            return None
+        rows.append(layout.row(read[0]))
+    return layout.frame(rows).with_columns((kept.get_column("_row").cast(pl.UInt64) - 1).alias("_row"))
+
+
+def _csv_patched(file: EventFile) -> Patch | None:
+    """The patch of a CSV file that the reader failed to read: its lines that it may not read
+    (`_unreadable`; found in a UTF-8 copy of a file that is not all UTF-8), read alone by Python's
+    csv module as records (`sources.CsvRows`). None if there are none, if one of them is the
+    header or not one record alone (`_one_record`: records may span lines), or if there is no
+    room for the copies: the file is then read record by record."""
+    stamp, line = file_stamp(file.path), pl.col("line")
+    try:
+        with _in_utf8(file.path) as text:
+            first = scan_lines(text).head(1).collect().get_column("line").to_list()
+            layout = CsvRows(next(csv.reader([first[0].removeprefix("\ufeff") if first else ""]), []))
+            aside, copy = _set_aside(text, _unreadable(line, layout.width), "csv")
+            recoded = text != file.path
+    except (*READ_ERRORS, csv.Error):
+        return None
+    kept = pl.read_parquet(aside)
+    records = None if kept.is_empty() else _records(kept, layout)
+    if records is None:
+        aside.unlink()
+        copy.unlink()
+        return None
+    records.write_parquet(aside)
+    in_place = bool(records.get_column("_malformed").is_null().any())
+    return Patch(stamp, records.get_column("_row"), aside, copy, in_place, recoded)
+
+
+def _reader_rows(path: Path, form: str) -> int | None:
     """The rows Polars' reader reads from a text file, None if it cannot read it (NDJSON: a broken
     line, a line that is not an object, a `properties` that is not one; CSV: a row with more
-    cells than the header, unless `ragged`, broken quoting)."""
+    cells than the header, broken quoting)."""
     if form == "csv":
-        check = scan_csv([path], ragged=ragged).select(pl.len().alias("rows"), pl.all().null_count())
+        check = scan_csv([path]).select(pl.len().alias("rows"), pl.all().null_count())
     else:
         schema = {**ndjson_schema(()), "properties": pl.Struct({})}
         check = scan_ndjson([path], schema).select(pl.len().alias("rows"), pl.all().null_count())
@@ -228,15 +263,20 @@ def _reader_rows(path: Path, form: str, ragged: bool = False) -> int | None:
 
 def _mark(file: EventFile, rows: int | None) -> bool:
     """Mark a text file that the reader read `rows` rows of (None: it failed), unless those are
-    all its rows; whether it was marked. An NDJSON file is patched (`_patched`) if it can be and
-    is not already: a stray blank line, or one broken line, cost a run line by line (1M events,
-    18 s and 17 s against 2 s). Otherwise it is read line by line; a CSV file, `_mark_csv`."""
+    all its rows (NDJSON: its lines; CSV, patched: its records); whether it was marked. It is
+    patched if it can be and is not already (`_patched`, `_csv_patched`): a stray blank line, or
+    one broken line or record, cost a run line by line or record by record (1M events: NDJSON
+    18 s and 17 s against 2 s, CSV 7.4–8.3 s against 0.75 s). Otherwise it is read so."""
+    patched = patch_of(file)
     if file.format == "csv":
-        return _mark_csv(file, rows)
-    lines = 0 if rows is None else line_count(file.path)
-    if rows == lines:
-        return False
-    patch = _patched(file, rows, lines) if patch_of(file) is None else None
+        if rows is not None and (patched is None or rows == line_count(file.path) - 1):
+            return False
+        patch = _csv_patched(file) if rows is None and patched is None else None
+    else:
+        lines = 0 if rows is None else line_count(file.path)
+        if rows == lines:
+            return False
+        patch = _patched(file, rows, lines) if patched is None else None
     old = _PATCHED.pop(file.path, None)
     if old is not None:
         old.discard()
@@ -247,33 +287,13 @@ def _mark(file: EventFile, rows: int | None) -> bool:
     return True
 
 
-def _mark_csv(file: EventFile, rows: int | None) -> bool:
-    """Mark a CSV file that the reader failed to read (`rows` None): with its records that have
-    more cells than its header (`_surplus`), else to be read record by record, as a file so
-    marked whose `rows` fall short of its records (its lines but the header) is; whether it was
-    marked. (One such record cost a run record by record: 1M events, 7.4–8.3 s against 0.75 s.)"""
-    ragged = ragged_of(file)
-    if rows is not None and (ragged is None or rows == line_count(file.path) - 1):
-        return False
-    try:
-        found = _surplus(file.path) if rows is None and ragged is None else None
-    except READ_ERRORS:  # (no room for a UTF-8 copy)
-        found = None
-    _RAGGED.pop(file.path, None)
-    if found is None:
-        _UNREAD[file.path] = file_stamp(file.path)
-    else:
-        _RAGGED[file.path] = found
-    return True
-
-
 def _failed(file: EventFile) -> bool:
     """After a run failed: mark a text file if Polars' reader cannot read it whole, or a patched
-    file whose copy it cannot read, or a ragged one it cannot read so; whether it was marked."""
-    patch, ragged = patch_of(file), ragged_of(file)
-    if patch is None and ragged is None:
+    file whose copy it cannot read; whether it was marked."""
+    patch = patch_of(file)
+    if patch is None:
         return _mark(file, _reader_rows(file.path, file.format))
-    if _reader_rows(file.path if patch is None else patch.copy, file.format, ragged is not None) is not None:
+    if _reader_rows(patch.copy, file.format) is not None:
         return False
     return _mark(file, None)
 
@@ -282,13 +302,13 @@ def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = No
     """Mark the text files that Polars' readers cannot read whole (`_mark`); whether any was
     found. After a failed read (`rows` None) each text file not yet marked is read to find out
     (`_failed`); after a read that succeeded, an NDJSON file that gave fewer rows (`rows`: file
-    index → rows read) than it has lines (the reader skips blank lines) is marked, as a ragged CSV
-    file that gave fewer rows than it has records (`_mark_csv`). A file is not checked before
+    index → rows read) than it has lines (the reader skips blank lines) is marked, as a patched CSV
+    file that gave fewer rows than it has records. A file is not checked before
     its run: reading it once more cost a fifth of metering it (a fifth of 2.4 s for 1M NDJSON
     events)."""
     text = [f for f in files if f.format != "parquet" and not unread(f)]
     if rows is None:
         marked = [_failed(f) for f in text]
     else:
-        marked = [_mark(f, rows.get(f.index, 0)) for f in text if f.format == "ndjson" or ragged_of(f)]
+        marked = [_mark(f, rows.get(f.index, 0)) for f in text if f.format == "ndjson" or patch_of(f)]
     return any(marked)

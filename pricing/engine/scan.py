@@ -1,10 +1,10 @@
 """Event files (`sources`) to one normalised LazyFrame, collected by the run. A text file is
 read by Polars' reader (parallel) until a run finds it cannot be; from then on it is read as
-`repair` marked it: an NDJSON file patched (the reader reads a copy; the lines it may not read
-are read one by one, in their place), a CSV file ragged (rows with a surplus cell cut short), or
-else line by line (still lazily, unless it is not all UTF-8) or record by record (into memory):
-each bad line or record a row of its own with its reason. Bytes that are not UTF-8 are read as
-U+FFFD: the row still reaches the ledger (as an unknown customer, say).
+`repair` marked it: patched (the reader reads a copy; the lines it may not read are read one by
+one, in their place), or else line by line (NDJSON: still lazily, unless it is not all UTF-8) or
+record by record (CSV: into memory): each bad line or record a row of its own with its reason.
+Bytes that are not UTF-8 are read as U+FFFD: the row still reaches the ledger (as an unknown
+customer, say).
 
 Consecutive files that Polars reads alike (NDJSON read whole; CSV of one header; Parquet whose
 columns agree) are read by one scan. Every input row keeps where it came from (`_file`; `_row`,
@@ -25,12 +25,14 @@ from pathlib import Path
 import polars as pl
 from polars._typing import PolarsDataType as DType
 
-from pricing.engine.repair import patch_of, ragged_of, unread
+from pricing.engine.repair import Patch, patch_of, unread
 from pricing.engine.sources import (
     FIELDS,
     READ_ERRORS,
+    CsvRows,
     EventFile,
     EventReadError,
+    csv_records,
     csv_text,
     line_fault,
     line_text,
@@ -143,51 +145,23 @@ def _as_read(
     return frame, {member: pl.when(kept).then(m).otherwise(field(member)) for member, m in matched.items()}
 
 
-# Python's words for broken quoting, in a finance reader's
-_CSV_ERRORS = {
-    "unexpected end of data": "a quote is not closed (the rest of the file is this row)",
-    "',' expected after '\"'": "text after a closing quote",
-}
-
-
 CSV_CHUNK = 100_000  # rows of a CSV file read record by record, put into Polars at a time
 
 
 def _csv_records(path: Path) -> pl.LazyFrame:
-    """A CSV file that Polars cannot read, record by record with Python's csv module, as a text
-    column per name of its header and `_malformed`: a record with more cells than the header, or
-    broken quoting (a quote not closed, text after a closing quote), is a row of its own with
-    that reason; its cells are not read. Otherwise as Polars reads a CSV file: missing cells are
-    absent, a blank line is a row of nothing, a repeated name is its first column."""
+    """A CSV file that Polars cannot read, record by record with Python's csv module (`CsvRows`),
+    into memory."""
     chunks: list[pl.DataFrame] = []
     with read_guard(path), csv_text(path) as handle:
         reader = csv.reader(handle, strict=True)
-        header = next(reader, [])
-        first = {name: i for i, name in reversed(list(enumerate(header)))}
-        schema = dict.fromkeys([*first, "_malformed"], pl.String())
+        layout = CsvRows(next(reader, []))
         rows: list[list[str | None]] = []
-        unread = [None] * len(first)
-
-        def flush() -> None:
-            columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-            chunks.append(pl.DataFrame(dict(zip(schema, columns, strict=True)), schema=schema))
-            rows.clear()
-
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                rows.append([*unread, f"malformed CSV: {_CSV_ERRORS.get(str(exc), exc)}"])
-            else:
-                if len(record) > len(header):
-                    rows.append([*unread, f"{len(record)} cells where the header has {len(header)}"])
-                else:
-                    rows.append([*(record[i] if i < len(record) else None for i in first.values()), None])
+        for record in csv_records(reader):
+            rows.append(layout.row(record))
             if len(rows) == CSV_CHUNK:
-                flush()
-        flush()
+                chunks.append(layout.frame(rows))
+                rows.clear()
+        chunks.append(layout.frame(rows))
     return pl.concat(chunks).lazy()
 
 
@@ -264,17 +238,12 @@ def _merged(batch: pl.Schema, columns: pl.Schema, parquet: bool) -> pl.Schema | 
 
 def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Batch]:
     """The files in runs that one scan each reads (`_merged`); a file read line by line, record
-    by record, patched or ragged is read on its own. (A scan per file cost about 1 ms a file to
+    by record, or patched is read on its own. (A scan per file cost about 1 ms a file to
     plan and run: 500,000 events in 5,000 files, 5.5–8.1 s, now 2.6–3.1 s.)"""
     runs: list[tuple[list[EventFile], pl.Schema | None]] = []
     for file in files:
         columns = _columns(file, properties)
-        if (
-            runs
-            and (last := runs[-1])[1] is not None
-            and columns is not None
-            and not _alone(file, last[0][-1])
-        ):
+        if runs and (last := runs[-1])[1] is not None and columns is not None:
             same = last[0][-1].format == file.format
             merged = _merged(last[1], columns, file.format == "parquet") if same else None
             if merged is not None:
@@ -282,12 +251,6 @@ def _batches(files: Sequence[EventFile], properties: Sequence[str]) -> list[_Bat
                 continue
         runs.append(([file], columns))
     return [_Batch(tuple(run), columns) for run, columns in runs]
-
-
-def _alone(*files: EventFile) -> bool:
-    """Whether one of these files is a ragged CSV file, read on its own (its rows are numbered as
-    its records)."""
-    return any(ragged_of(f) is not None for f in files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,27 +287,11 @@ def _line_fields(lines: pl.LazyFrame, properties: Sequence[str]) -> tuple[pl.Laz
 
 
 def _table_fields(
-    batch: _Batch, include: str | None, properties: Sequence[str]
+    frame: pl.LazyFrame, available: pl.Schema, csv: bool, properties: Sequence[str], malformed: pl.Expr
 ) -> tuple[pl.LazyFrame, _Fields]:
-    """The rows of CSV or Parquet files, their columns as fields and properties; a CSV file that
-    Polars cannot read, record by record (into memory)."""
-    file, paths = batch.files[0], [f.path for f in batch.files]
-    malformed: pl.Expr = pl.lit(None, dtype=pl.String)
-    if batch.columns is None:
-        frame, malformed = _csv_records(file.path), pl.col("_malformed")
-        available = frame.collect_schema()
-    else:
-        available = batch.columns
-        csv, ragged = file.format == "csv", ragged_of(file)
-        frame = (
-            scan_csv(paths, include, ragged is not None) if csv else scan_parquet(paths, include, available)
-        )
-        if ragged is not None:  # (read on its own: `_row` is its record)
-            record = pl.col("_row").cast(pl.UInt64)
-            malformed = record.replace_strict(
-                ragged.rows, ragged.reasons, default=None, return_dtype=pl.String
-            )
-    if file.format == "csv":  # an empty cell, quoted ("") or not, is an absent value
+    """CSV or Parquet rows, their columns (`available`) as fields and properties; `malformed`, why
+    a row is invalid whatever its values (see `_Fields`)."""
+    if csv:  # an empty cell, quoted ("") or not, is an absent value
         read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
         frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
     columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
@@ -355,7 +302,7 @@ def _table_fields(
     props, prop_types, wrong = _property_columns(available, properties)
     if wrong is not None:
         malformed = pl.coalesce(malformed, pl.lit(wrong))
-    return numbered(frame), _Fields(columns, types, props, prop_types, malformed)
+    return frame, _Fields(columns, types, props, prop_types, malformed)
 
 
 def _selected(
@@ -385,23 +332,52 @@ def _scan(batch: _Batch, properties: Sequence[str]) -> pl.LazyFrame:
     else:  # (the batch's files are consecutive in input order)
         names = pl.Enum([str(p) for p in paths])
         index = pl.col(include).cast(names).to_physical().cast(pl.UInt32) + file.index
-    if file.format != "ndjson":
-        return _selected(*_table_fields(batch, include, properties), index, properties)
     if unread(file):
-        lines = scan_lines(file.path) if utf8(file.path) else lossy_lines(file.path)
-        return _selected(*_line_fields(numbered(lines), properties), index, properties)
+        return _selected(*_one_by_one(file, None, properties), index, properties)
     patch = patch_of(file)
-    read = scan_ndjson([patch.copy] if patch else paths, ndjson_schema(properties), include)
-    props = {name: pl.col("properties").struct.field(name) for name in properties}
-    fields = _text_fields({f: pl.col(f) for f in FIELDS}, props, pl.lit(None, dtype=pl.String))
+    rows = _selected(*_read_whole(batch, include, patch, properties), index, properties)
     if patch is None:
-        return _selected(numbered(read), fields, index, properties)
-    # The copy's rows are the file's lines, with those of the patch read one by one instead: in
-    # line order if they must be (a merge took 0.6 s of 2.6 s for 1M events). (A mapping from
-    # the rows the reader reads of a file to their lines held all of them in memory.)
-    aside = pl.col("_row").cast(pl.UInt64).is_in(patch.rows.implode())
-    rows = _selected(numbered(read).filter(~aside), fields, index, properties)
-    one_by_one = _selected(*_line_fields(pl.scan_parquet(patch.aside), properties), index, properties)
+        return rows
+    return _patched(rows, _selected(*_one_by_one(file, patch, properties), index, properties), patch)
+
+
+def _read_whole(
+    batch: _Batch, include: str | None, patch: Patch | None, properties: Sequence[str]
+) -> tuple[pl.LazyFrame, _Fields]:
+    """The rows that Polars' reader reads of a batch's files, or of a file's patch's copy."""
+    form, paths, whole = batch.files[0].format, [f.path for f in batch.files], pl.lit(None, dtype=pl.String)
+    if form == "ndjson":
+        read = scan_ndjson([patch.copy] if patch else paths, ndjson_schema(properties), include)
+        props = {name: pl.col("properties").struct.field(name) for name in properties}
+        return numbered(read), _text_fields({f: pl.col(f) for f in FIELDS}, props, whole)
+    if form == "parquet":
+        read = scan_parquet(paths, include, batch.columns)
+    else:
+        read = scan_csv([patch.copy] if patch else paths, include)
+    available = read.collect_schema() if batch.columns is None else batch.columns
+    return _table_fields(numbered(read), available, form == "csv", properties, whole)
+
+
+def _one_by_one(
+    file: EventFile, patch: Patch | None, properties: Sequence[str]
+) -> tuple[pl.LazyFrame, _Fields]:
+    """A text file that Polars' reader cannot read, line by line (NDJSON, lazily if it is all
+    UTF-8) or record by record (CSV, into memory); or the lines a patch set aside, read so."""
+    if file.format == "ndjson":
+        if patch is not None:
+            return _line_fields(pl.scan_parquet(patch.aside), properties)
+        lines = scan_lines(file.path) if utf8(file.path) else lossy_lines(file.path)
+        return _line_fields(numbered(lines), properties)
+    records = numbered(_csv_records(file.path)) if patch is None else pl.scan_parquet(patch.aside)
+    return _table_fields(records, records.collect_schema(), True, properties, pl.col("_malformed"))
+
+
+def _patched(rows: pl.LazyFrame, one_by_one: pl.LazyFrame, patch: Patch) -> pl.LazyFrame:
+    """The rows the reader read of a patch's copy, those of its lines set aside left out, and the
+    rows of those lines read one by one: in line order if they must be (a merge took 0.6 s of
+    2.6 s for 1M events). (A mapping from the rows the reader reads of a file to their lines held
+    all of them in memory.)"""
+    rows = rows.filter(~pl.col("_row").is_in(patch.rows.implode()))
     return rows.merge_sorted(one_by_one, "_row") if patch.in_place else pl.concat([rows, one_by_one])
 
 
@@ -419,17 +395,15 @@ def reading(files: Sequence[EventFile], properties: Iterable[str]) -> list[str]:
         if len(batch.files) > 1:
             named += f" … {last.path.as_posix()} ({len(batch.files)} {kind} files)"
         how = f"Polars' {kind} reader"
+        unit, skips = (
+            ("line", "skips or may not read") if first.format == "ndjson" else ("record", "may not read")
+        )
         if unread(first):
-            unit = "line" if first.format == "ndjson" else "record"
             how = f"{unit} by {unit} (a {unit} {how} cannot read)"
         elif (patch := patch_of(first)) is not None:
             how += " (of a copy, bytes that are not UTF-8 as U+FFFD)" if patch.recoded else " (of a copy)"
             if len(patch.rows):
-                how += f", but for {len(patch.rows):,} line(s) it skips or may not read, read one by one"
-        elif (ragged := ragged_of(first)) is not None:
-            how += (
-                f", {len(ragged.rows):,} record(s) with more cells than the header cut short (invalid rows)"
-            )
+                how += f", but for {len(patch.rows):,} {unit}(s) it {skips}, read one by one"
         lines.append(f"  {named}: {how}")
     return lines
 

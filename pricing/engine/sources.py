@@ -5,6 +5,7 @@ and the plain Polars scans of them, each file read as named."""
 from __future__ import annotations
 
 import codecs
+import csv
 import glob
 import gzip
 import io
@@ -212,10 +213,9 @@ def scan_ndjson(
     return pl.scan_ndjson(escaped, schema=schema, include_file_paths=include)
 
 
-def scan_csv(paths: Sequence[Path], include: str | None = None, ragged: bool = False) -> pl.LazyFrame:
+def scan_csv(paths: Sequence[Path], include: str | None = None) -> pl.LazyFrame:
     # (An empty file, without a header, holds no rows. No schema is given: with one, Polars
-    # reads a row with more cells than it has by position, or drops the surplus. `ragged`: the
-    # surplus is dropped, for a file whose rows that have one are known: `repair.Ragged`.)
+    # reads a row with more cells than it has by position, or drops the surplus.)
     return pl.scan_csv(
         [str(p) for p in paths],
         infer_schema=False,
@@ -223,7 +223,6 @@ def scan_csv(paths: Sequence[Path], include: str | None = None, ragged: bool = F
         raise_if_empty=False,
         glob=False,
         include_file_paths=include,
-        truncate_ragged_lines=ragged,
     )
 
 
@@ -287,6 +286,49 @@ def csv_text(path: Path) -> TextIO:
     as U+FFFD, line ends left to the CSV reader."""
     raw = io.BufferedReader(_Stream(chunks(path)), buffer_size=1 << 20)
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+
+
+# Python's words for broken quoting, in a finance reader's
+_CSV_ERRORS = {
+    "unexpected end of data": "a quote is not closed (the rest of the file is this row)",
+    "',' expected after '\"'": "text after a closing quote",
+}
+
+
+def csv_records(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]:
+    """The records of Python's CSV reader, a record it cannot read as its error (the reader goes
+    on with the next line)."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+
+
+class CsvRows:
+    """Records of a CSV file read by Python's csv module as rows of text, as Polars reads them: a
+    column per name of its header (a repeated name is its first column), missing cells absent,
+    a blank line a row of nothing; and `_malformed`: a record with more cells than the header,
+    or broken quoting (a quote not closed, text after a closing quote), is a row of its own with
+    that reason, its cells not read."""
+
+    def __init__(self, header: Sequence[str]) -> None:
+        self.width = len(header)
+        self.first = {name: i for i, name in reversed(list(enumerate(header)))}
+        self.schema = dict.fromkeys([*self.first, "_malformed"], pl.String())
+
+    def row(self, record: list[str] | csv.Error) -> list[str | None]:
+        if isinstance(record, csv.Error):
+            return [*(None for _ in self.first), f"malformed CSV: {_CSV_ERRORS.get(str(record), record)}"]
+        if len(record) > self.width:
+            return [*(None for _ in self.first), f"{len(record)} cells where the header has {self.width}"]
+        return [*(record[i] if i < len(record) else None for i in self.first.values()), None]
+
+    def frame(self, rows: Sequence[Sequence[str | None]]) -> pl.DataFrame:
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.schema]
+        return pl.DataFrame(dict(zip(self.schema, columns, strict=True)), schema=self.schema)
 
 
 def numbered(frame: pl.LazyFrame) -> pl.LazyFrame:
