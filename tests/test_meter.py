@@ -432,8 +432,8 @@ def test_a_broken_csv_record_leaves_the_others_to_the_reader(tmp_path: Path) -> 
     values not counted) and text after a closing quote are invalid rows with their reasons; a
     quote inside an unquoted cell is text (Python reads it so; Polars fails the file) and the
     row counts before the reader's later row of its transaction id. (Record by record, one
-    such row in 1M events took 7.4–8.3 s against 0.75 s.) Windows line ends, gzip and bytes that
-    are not UTF-8 alike; read by a scan of its own."""
+    such row in 1M events took 7.4–8.3 s against 0.75 s.) Windows line ends, a byte-order mark,
+    gzip and bytes that are not UTF-8 alike; read by a scan of its own."""
     head = "transaction_id,customer_id,event_type,timestamp,properties.user,properties.cost,properties.region"
     at = "2026-03-02T00:00:00Z"
     rows = [
@@ -446,7 +446,7 @@ def test_a_broken_csv_record_leaves_the_others_to_the_reader(tmp_path: Path) -> 
         f'r7,acme,call,{at},12" screen,10,us',
         f"r7,acme,call,{at},u8,1000,us",
     ]
-    text = "\r\n".join([head, *rows]) + "\r\n"
+    text = "\ufeff" + "\r\n".join([head, *rows]) + "\r\n"  # (a byte-order mark first, as Excel writes)
     (tmp_path / "broken.csv").write_text(text, newline="")
     (tmp_path / "broken.csv.gz").write_bytes(gzip.compress(text.encode()))
     (tmp_path / "latin.csv").write_bytes(text.encode().replace(b"u4", b"u\xfc4"))  # (its cells counted alike)
@@ -478,6 +478,32 @@ def test_a_broken_csv_record_leaves_the_others_to_the_reader(tmp_path: Path) -> 
         read = f"Polars' CSV reader{copy}, but for 4 record(s) it may not read, read one by one"
         assert f"  {path.as_posix()}: {read}" in explained
         assert "events: 2 file(s), 2 scan(s)" in explained
+
+
+def test_a_broken_csv_whose_records_span_lines_is_read_record_by_record(tmp_path: Path) -> None:
+    """A quoted value over two lines (legal CSV) means the file's lines are not its records: a
+    patch, which empties lines, cannot be made, and the file is read record by record — the
+    two-line record a valid row, the surplus one invalid at its record number."""
+    head = "transaction_id,customer_id,event_type,timestamp,properties.user,properties.cost"
+    at = "2026-03-02T00:00:00Z"
+    rows = [
+        f"r1,acme,call,{at},u1,5",
+        f'r2,acme,call,{at},"two\nlines",7',
+        f"r3,acme,call,{at},u3,1,surplus",
+        f"r4,acme,call,{at},u4,2",
+    ]
+    path = tmp_path / "lines.csv"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    plan = compile(pricing.load(CASE))
+    result = plan.usage([str(path)], *MARCH)
+    assert metric_table(result) == {
+        ("calls", "[]"): Decimal(3),
+        ("cost", "[]"): Decimal(14),
+        ("users", "[]"): Decimal(3),
+    }
+    assert [(i.reason, i.row) for i in result.ledger.invalid] == [("7 cells where the header has 6", 3)]
+    explained = plan.explain([str(path)], *MARCH)
+    assert f"  {path.as_posix()}: record by record (a record Polars' CSV reader cannot read)" in explained
 
 
 def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> None:
