@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
-from pricing.engine import choices, meter, repair
+from pricing.engine import choices, meter, repair, sources
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at
 from pricing.engine.meter import quantities
 from pricing.engine.plan import UsageResult, compile
@@ -374,10 +374,13 @@ def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path)
     )
 
 
-def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(tmp_path: Path) -> None:
+def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rows Polars' CSV reader cannot take (it fails the whole file) are read record by record:
     a row with a surplus cell, text after a closing quote, and a quote never closed (which takes
-    the rest of the file) are each an invalid row with its reason; the two good rows count."""
+    the rest of the file) are each an invalid row with its reason; the two good rows count. The
+    records are written a chunk at a time into Parquet files, read back in order."""
     head = "transaction_id,customer_id,event_type,timestamp,properties.user,properties.cost,properties.region"
     at = "2026-03-02T00:00:00Z"
     rows = [
@@ -418,7 +421,17 @@ def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(tmp_path: Path) -> 
         3,
     )
     explained = plan.explain([str(clean), str(broken)], *MARCH)
-    assert (explained.count("Csv SCAN"), explained.count("DF [")) == (1, 1)
+    assert (explained.count("Csv SCAN"), explained.count("Parquet SCAN")) == (1, 1)
+    # in chunks of two records: three Parquet files, the same rows in the same places
+    monkeypatch.setattr(sources, "CSV_CHUNK", 2)
+    chunked = tmp_path / "chunked.csv"
+    chunked.write_text(broken.read_text())
+    again = plan.usage([str(chunked)], *MARCH)
+    assert [(i.reason, i.row) for i in again.ledger.invalid] == [
+        (i.reason, i.row) for i in result.ledger.invalid
+    ]
+    assert again.usage.equals(result.usage)
+    assert len(repair._RECORDS[chunked].parts) == 3
     # a run compiled again reads its files again: events given as an iterator are read once
     again = tmp_path / "again.csv"
     again.write_text(broken.read_text())
@@ -886,7 +899,8 @@ def test_without_room_for_copies_a_broken_file_is_read_line_by_line(
 ) -> None:
     """The patches of a file with a broken line, and of one that is not all UTF-8, need copies in
     the temporary folder; where it cannot be made (here TMPDIR is a file: a full or missing
-    folder alike), each file is read line by line, as before patches, with the same rows."""
+    folder alike), each file is read line by line, as before patches, with the same rows; a CSV
+    file record by record, its rows in memory."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a file"))
     (tmp_path / "a file").write_text("")
     monkeypatch.setattr(repair, "_MADE", [])  # (no folder made yet in this process)
@@ -904,6 +918,18 @@ def test_without_room_for_copies_a_broken_file_is_read_line_by_line(
         assert [(r.reason, r.row) for r in result.ledger.invalid][-1] == ("malformed JSON", 18)
         if name == "broken.jsonl":
             assert result.usage.equals(whole.usage)
+    # a CSV file that a patch would read is read record by record, its rows held in memory
+    (tmp_path / "broken.csv").write_bytes(
+        (CASE / "part2.csv").read_bytes() + b'z9,acme,call,2026-03-02,"u"9\n'
+    )
+    whole = plan.usage([str(CASE / "part2.csv")], *MARCH)
+    result = plan.usage([str(tmp_path / "broken.csv")], *MARCH)
+    assert "record by record" in plan.explain([str(tmp_path / "broken.csv")], *MARCH)
+    assert result.usage.equals(whole.usage)
+    assert [(r.reason, r.row) for r in result.ledger.invalid][-1] == (
+        "malformed CSV: text after a closing quote",
+        4,
+    )
 
 
 def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) -> None:

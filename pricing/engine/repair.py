@@ -22,6 +22,7 @@ from pricing.engine.sources import (
     CsvRows,
     EventFile,
     chunks,
+    csv_frames,
     csv_records,
     file_stamp,
     line_count,
@@ -69,6 +70,22 @@ class Patch:
 _PATCHED: dict[Path, Patch] = {}
 
 
+@dataclass(frozen=True, slots=True)
+class Records:
+    """A CSV file read record by record, its rows written in `parts` (Parquet files, in order)."""
+
+    stamp: tuple[int, int]
+    parts: tuple[Path, ...]
+
+    def discard(self) -> None:
+        for part in self.parts:
+            part.unlink(missing_ok=True)
+
+
+# CSV files read so, path → their `Records` (a changed file is read again)
+_RECORDS: dict[Path, Records] = {}
+
+
 # the folder of the files made for patches, made with the first one, removed when the process ends
 _MADE: list[tempfile.TemporaryDirectory[str]] = []
 
@@ -81,6 +98,30 @@ def unread(file: EventFile) -> bool:
 def patch_of(file: EventFile) -> Patch | None:
     patch = _PATCHED.get(file.path)
     return patch if patch is not None and patch.stamp == file_stamp(file.path) else None
+
+
+def record_by_record(file: EventFile) -> pl.LazyFrame:
+    """A CSV file that Polars' reader cannot read, read record by record (`sources.csv_frames`)
+    once for each version of the file, its rows written a chunk at a time into Parquet files
+    that this run and later ones read: memory stays bounded by a chunk (it held the whole file);
+    into memory if there is no room for them."""
+    stamp, known = file_stamp(file.path), _RECORDS.pop(file.path, None)
+    if known is not None and known.stamp != stamp:
+        known.discard()
+        known = None
+    if known is None:
+        parts: list[Path] = []
+        try:
+            for frame in csv_frames(file.path):
+                parts.append(_made(".parquet"))
+                frame.write_parquet(parts[-1])
+        except READ_ERRORS:
+            for part in parts:
+                part.unlink(missing_ok=True)
+            return pl.concat(list(csv_frames(file.path))).lazy()
+        known = Records(stamp, tuple(parts))
+    _RECORDS[file.path] = known
+    return pl.scan_parquet(list(known.parts))
 
 
 def _suspect(line: pl.Expr) -> pl.Expr:
@@ -208,7 +249,7 @@ def _one_record(line: str, read: list[list[str] | csv.Error]) -> bool:
     return line.count("\r") == sum(cell.count("\r") for cell in record)
 
 
-def _records(kept: pl.DataFrame, layout: CsvRows) -> pl.DataFrame | None:
+def _aside_records(kept: pl.DataFrame, layout: CsvRows) -> pl.DataFrame | None:
     """The CSV lines set aside (`_row`, `line`), each read alone as a record and numbered as a
     record; None if one is the header or not one record alone."""
     rows: list[list[str | None]] = []
@@ -236,7 +277,7 @@ def _csv_patched(file: EventFile) -> Patch | None:
     except (*READ_ERRORS, csv.Error):
         return None
     kept = pl.read_parquet(aside)
-    records = None if kept.is_empty() else _records(kept, layout)
+    records = None if kept.is_empty() else _aside_records(kept, layout)
     if records is None:
         aside.unlink()
         copy.unlink()

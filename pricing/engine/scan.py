@@ -2,7 +2,8 @@
 read by Polars' reader (parallel) until a run finds it cannot be; from then on it is read as
 `repair` marked it: patched (the reader reads a copy; the lines it may not read are read one by
 one, in their place), or else line by line (NDJSON: still lazily, unless it is not all UTF-8) or
-record by record (CSV: into memory): each bad line or record a row of its own with its reason.
+record by record (CSV: once, into Parquet files): each bad line or record a row of its own with
+its reason.
 Bytes that are not UTF-8 are read as U+FFFD: the row still reaches the ledger (as an unknown
 customer, say).
 
@@ -16,30 +17,24 @@ whose timestamp does not parse keeps a null `timestamp` and is counted invalid b
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 from polars._typing import PolarsDataType as DType
 
-from pricing.engine.repair import Patch, patch_of, unread
+from pricing.engine.repair import Patch, patch_of, record_by_record, unread
 from pricing.engine.sources import (
     FIELDS,
     READ_ERRORS,
-    CsvRows,
     EventFile,
     EventReadError,
-    csv_records,
-    csv_text,
     line_fault,
     line_text,
     lossy_lines,
     ndjson_schema,
     numbered,
-    read_guard,
     scan_csv,
     scan_lines,
     scan_ndjson,
@@ -143,26 +138,6 @@ def _as_read(
     )
     field, kept = pl.col(name).struct.field, pl.col(name + "_nested")
     return frame, {member: pl.when(kept).then(m).otherwise(field(member)) for member, m in matched.items()}
-
-
-CSV_CHUNK = 100_000  # rows of a CSV file read record by record, put into Polars at a time
-
-
-def _csv_records(path: Path) -> pl.LazyFrame:
-    """A CSV file that Polars cannot read, record by record with Python's csv module (`CsvRows`),
-    into memory."""
-    chunks: list[pl.DataFrame] = []
-    with read_guard(path), csv_text(path) as handle:
-        reader = csv.reader(handle, strict=True)
-        layout = CsvRows(next(reader, []))
-        rows: list[list[str | None]] = []
-        for record in csv_records(reader):
-            rows.append(layout.row(record))
-            if len(rows) == CSV_CHUNK:
-                chunks.append(layout.frame(rows))
-                rows.clear()
-        chunks.append(layout.frame(rows))
-    return pl.concat(chunks).lazy()
 
 
 def _property_columns(
@@ -362,13 +337,14 @@ def _one_by_one(
     file: EventFile, patch: Patch | None, properties: Sequence[str]
 ) -> tuple[pl.LazyFrame, _Fields]:
     """A text file that Polars' reader cannot read, line by line (NDJSON, lazily if it is all
-    UTF-8) or record by record (CSV, into memory); or the lines a patch set aside, read so."""
+    UTF-8) or record by record (CSV, `repair.record_by_record`); or the lines a patch set aside,
+    read so."""
     if file.format == "ndjson":
         if patch is not None:
             return _line_fields(pl.scan_parquet(patch.aside), properties)
         lines = scan_lines(file.path) if utf8(file.path) else lossy_lines(file.path)
         return _line_fields(numbered(lines), properties)
-    records = numbered(_csv_records(file.path)) if patch is None else pl.scan_parquet(patch.aside)
+    records = numbered(record_by_record(file)) if patch is None else pl.scan_parquet(patch.aside)
     return _table_fields(records, records.collect_schema(), True, properties, pl.col("_malformed"))
 
 

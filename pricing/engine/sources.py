@@ -331,6 +331,27 @@ class CsvRows:
         return pl.DataFrame(dict(zip(self.schema, columns, strict=True)), schema=self.schema)
 
 
+CSV_CHUNK = 100_000  # rows of a CSV file read record by record, put into Polars at a time
+
+
+def csv_frames(path: Path) -> Iterator[pl.DataFrame]:
+    """A CSV file read record by record by Python's csv module (`CsvRows`), CSV_CHUNK rows at a
+    time (at least one frame, which has its columns)."""
+    with read_guard(path), csv_text(path) as handle:
+        reader = csv.reader(handle, strict=True)
+        layout = CsvRows(next(reader, []))
+        rows: list[list[str | None]] = []
+        chunks = 0
+        for record in csv_records(reader):
+            rows.append(layout.row(record))
+            if len(rows) == CSV_CHUNK:
+                yield layout.frame(rows)
+                rows.clear()
+                chunks += 1
+        if rows or not chunks:
+            yield layout.frame(rows)
+
+
 def numbered(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.with_row_index("_row", offset=1)
 
