@@ -523,9 +523,10 @@ def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> No
     """Lines read one by one read their numbers as the NDJSON reader reads them (they gave
     `1000.0` and `1e-07` where the reader gives `1000`): users 1e3, 1000.0 and 1000 are one
     user, a tier of 2.50 is the excluded "2.5", and a transaction id written 7.0 is the id 7 of
-    a later row, which is its duplicate. Lines the reader may not read are read so (indented
-    ones, beside a broken line); so is a whole file whose copy the reader fails on too (a nested
-    `properties` misleads the pattern that sets lines aside). A file that is not all UTF-8 is
+    a later row, which is its duplicate. The reader reads indented lines as they are, beside a
+    broken line read one by one; a whole file whose copy the reader fails on, after the checks
+    that set lines aside and the thorough ones, is read line by line (a nested `properties`
+    misleads the pattern that sets lines aside). A file that is not all UTF-8 is
     read by the reader from a UTF-8 copy (its other bytes as U+FFFD), its broken line set aside."""
 
     def call(tx: str, user: str, tier: str) -> str:
@@ -550,7 +551,7 @@ def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> No
     plan = compile(pricing.load(CASE))
     whole = plan.usage([str(tmp_path / "whole.jsonl")], *MARCH)
     for name, read in [
-        ("indented.jsonl", "Polars' NDJSON reader (of a copy), but for 5 line(s) it skips or may not read"),
+        ("indented.jsonl", "Polars' NDJSON reader (of a copy), but for 1 line(s) it skips or may not read"),
         ("misled.jsonl", "line by line (a line Polars' NDJSON reader cannot read)"),
         ("latin.jsonl", "Polars' NDJSON reader (of a copy, bytes that are not UTF-8 as U+FFFD), but for 1"),
     ]:
@@ -825,10 +826,10 @@ def test_two_contracts_and_a_gap_inside_one_day(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dedup", [WINDOW, PRE_PASS])
 def test_lines_the_reader_may_not_read_are_read_one_by_one_in_their_place(tmp_path: Path, dedup: str) -> None:
     """A file with a broken line is read by Polars' NDJSON reader from a copy without the lines
-    it may not read (the broken one, a first line after a byte-order mark, an indented one, a
-    `properties` that is not an object), which are read one by one; both kinds of rows keep their
-    place in input order. So d1 and d2 count from lines 1 and 3, and lines 2 and 4 are their
-    duplicates: cost 1 + 100 (not 10 or 1000). d3 counts without properties, line 7's time is
+    it may not read (the broken one, a first line after a byte-order mark, a `properties` that is
+    not an object), which are read one by one; both kinds of rows keep their place in input
+    order. So d1 and d2 count from lines 1 and 3, and lines 2 and 4 (indented: the reader reads
+    it) are their duplicates: cost 1 + 100 (not 10 or 1000). d3 counts without properties, line 7's time is
     not one (its number is its line's), line 6 is malformed. Windows line ends, and gzip, alike."""
 
     def call(tx: str, properties: str, timestamp: str = "2026-03-02T00:00:00Z") -> str:
@@ -863,7 +864,7 @@ def test_lines_the_reader_may_not_read_are_read_one_by_one_in_their_place(tmp_pa
             ("unparseable timestamp", 7),
         ]
         read = (
-            "Polars' NDJSON reader (of a copy), but for 4 line(s) it skips or may not read, read one by one"
+            "Polars' NDJSON reader (of a copy), but for 3 line(s) it skips or may not read, read one by one"
         )
         assert f"  {path.as_posix()}: {read}" in plan.explain([str(path)], *MARCH)
 
@@ -935,7 +936,9 @@ def test_without_room_for_copies_a_broken_file_is_read_line_by_line(
 def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) -> None:
     """part1.jsonl is read whole by Polars' NDJSON reader; with a broken line and a blank line
     appended the reader reads a copy without them, and they are read one by one. Every other
-    line counts the same, the two new lines are invalid rows 18 and 19 (their line numbers)."""
+    line counts the same, the two new lines are invalid rows 18 and 19 (their line numbers). A
+    line cut short is found by cheap checks; one malformed between its braces only when the
+    reader fails on the copy they made."""
     broken = tmp_path / "part1.jsonl"
     broken.write_text((CASE / "part1.jsonl").read_text() + '{"transaction_id": "z1", \n\n')
     lines = len((CASE / "part1.jsonl").read_text().splitlines())
@@ -967,6 +970,21 @@ def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) ->
     assert f"  {marked.as_posix()}: {read.format(1)}" in project.explain([str(marked)], *MARCH)
     with_mark = project.usage([str(marked)], *MARCH)
     assert (with_mark.usage.equals(whole.usage), with_mark.ledger) == (True, whole.ledger)
+    # malformed between its braces: the first checks miss it, the reader fails on their copy, and
+    # the thorough checks (JSONPath) set it aside
+    inside = tmp_path / "inside.jsonl"
+    inside.write_text((CASE / "part1.jsonl").read_text() + '{"transaction_id": "z3", oops}\n')
+    result = project.usage([str(inside)], *MARCH)
+    assert (result.usage.equals(whole.usage), result.ledger.invalid[-1].reason) == (True, "malformed JSON")
+    assert f"  {inside.as_posix()}: {read.format(1)}" in project.explain([str(inside)], *MARCH)
+    assert repair._PATCHED[inside].thorough
+    # beside a line cut short, which the first checks find: the reader fails on their copy
+    both = tmp_path / "both.jsonl"
+    both.write_text(inside.read_text() + '{"transaction_id": "z4", \n')
+    result = project.usage([str(both)], *MARCH)
+    assert [r.reason for r in result.ledger.invalid][-2:] == ["malformed JSON", "malformed JSON"]
+    assert f"  {both.as_posix()}: {read.format(2)}" in project.explain([str(both)], *MARCH)
+    assert repair._PATCHED[both].thorough
 
 
 def test_a_blank_line_the_reader_skips_is_still_a_row(tmp_path: Path) -> None:

@@ -203,8 +203,9 @@ def test_lines_read_one_by_one_keep_their_place(
     metrics: list[dict[str, Any]], drawn: list[tuple[Row, str, bool]], at: int, dedup: str
 ) -> None:
     """A file with a broken line: the reader reads a copy without the lines it may not read
-    (here indented ones), which are read one by one. With three transaction ids, which row of an
-    id counts depends on where both kinds of rows are in the file, as the reference says."""
+    (here lines after a byte-order mark, as files joined from several exports have), which are
+    read one by one. With three transaction ids, which row of an id counts depends on where both
+    kinds of rows are in the file, as the reference says."""
     rows = [{**row, "transaction_id": tx} for row, tx, _ in drawn]
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -213,7 +214,7 @@ def test_lines_read_one_by_one_keep_their_place(
         expected_usage, expected_ledger = meter(pricing.load(root), rows, START, END)
         write_ndjson(root / "events.jsonl", rows)
         lines = (root / "events.jsonl").read_text().splitlines(keepends=True)
-        lines = [" " + line if indented else line for line, (*_, indented) in zip(lines, drawn, strict=True)]
+        lines = [("\ufeff" if marked else "") + line for line, (*_, marked) in zip(lines, drawn, strict=True)]
         (root / "events.jsonl").write_text("".join([*lines[:at], "{broken\n", *lines[at:]]))
         broken = {**expected_ledger, "invalid": expected_ledger.get("invalid", 0) + 1}
         assert run_engine(root, [root / "events.jsonl"], dedup=dedup) == (expected_usage, broken)

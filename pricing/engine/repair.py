@@ -59,6 +59,7 @@ class Patch:
     copy: Path
     in_place: bool
     recoded: bool
+    thorough: bool  # (NDJSON) its lines were found by the thorough checks (`_suspect`)
 
     def discard(self) -> None:
         """Remove the files made for the patch."""
@@ -124,19 +125,23 @@ def record_by_record(file: EventFile) -> pl.LazyFrame:
     return pl.scan_parquet(list(known.parts))
 
 
-def _suspect(line: pl.Expr) -> pl.Expr:
+def _suspect(line: pl.Expr, thorough: bool) -> pl.Expr:
     """Whether Polars' NDJSON reader may not read a line, or skips it, by checks cheaper than its
-    own: blank; not starting with "{" (not an object); no transaction id that JSONPath finds (it
-    finds none in malformed JSON); a `properties` member that is neither an object nor null —
-    the first one, found by a pattern. A line the pattern misleads (an object's own `properties`
-    before it) makes the copy fail to read as well: the file is then read line by line."""
+    own: blank; not an object from "{" to "}" (a line cut short); a `properties` member that is
+    neither an object nor null — the first one, found by a pattern; `thorough`, also no
+    transaction id that JSONPath finds (it finds none in malformed JSON: it parses each line, two
+    thirds of the cost of these checks). A line that the checks miss (malformed between its
+    braces, or an object's own `properties` misleading the pattern) makes the copy fail to read
+    as well: the file is then patched by the thorough checks, or else read line by line."""
     properties = line.str.extract(r'"properties"\s*:\s*(\S)', 1)
-    return (
-        (line.str.strip_chars() == "")
-        | ~line.str.starts_with("{")
-        | line.str.json_path_match("$.transaction_id").is_null()
+    text = line.str.strip_chars()
+    found = (
+        (text == "")
+        | ~text.str.starts_with("{")
+        | ~text.str.ends_with("}")
         | (properties.is_not_null() & ~properties.is_in(["{", "n"]))
     )
+    return found | line.str.json_path_match("$.transaction_id").is_null() if thorough else found
 
 
 def _made(suffix: str) -> Path:
@@ -195,30 +200,33 @@ def _in_utf8(path: Path) -> Iterator[Path]:
         copy.unlink()
 
 
-def _patched(file: EventFile, rows: int | None, lines: int) -> Patch | None:
+def _patched(file: EventFile, rows: int | None, lines: int, thorough: bool = False) -> Patch | None:
     """The patch of an NDJSON file that the reader read `rows` rows of, short of its `lines`
     (each line it skipped is blank, or the file is read line by line), or failed to read (None:
-    its suspect lines, found in a UTF-8 copy of a file that is not all UTF-8; if none, the copy
-    is the patch); None if the file cannot be read so (no room for the copies)."""
+    its suspect lines (`_suspect`, `thorough` or else, if they find none, thorough), found in a
+    UTF-8 copy of a file that is not all UTF-8; if none, the copy is the patch); None if the file
+    cannot be read so (no room for the copies)."""
     stamp, line = file_stamp(file.path), pl.col("line")
     try:
         if rows is not None:  # (the reader read it: it is all UTF-8)
-            recoded = False
+            recoded, thorough = False, True
             aside, copy = _set_aside(file.path, line.str.strip_chars() == "", "ndjson")
         else:
             with _in_utf8(file.path) as text:
                 recoded = text != file.path
-                aside, copy = _set_aside(text, _suspect(line), "ndjson")
+                aside, copy = _set_aside(text, _suspect(line, thorough), "ndjson")
     except READ_ERRORS:
         return None
     kept = pl.read_parquet(aside).select(
         pl.col("_row").cast(pl.UInt64), line_fault(line).is_null().alias("_event")
     )
     events = bool(kept.get_column("_event").any())
-    patch = Patch(stamp, kept.get_column("_row"), aside, copy, events, recoded)
+    patch = Patch(stamp, kept.get_column("_row"), aside, copy, events, recoded, thorough)
     if (recoded or not kept.is_empty()) if rows is None else rows + kept.height == lines:
         return patch
     patch.discard()
+    if rows is None and not thorough:  # (the first checks found no line the reader may not read)
+        return _patched(file, None, 0, thorough=True)
     return None
 
 
@@ -284,7 +292,7 @@ def _csv_patched(file: EventFile) -> Patch | None:
         return None
     records.write_parquet(aside)
     in_place = bool(records.get_column("_malformed").is_null().any())
-    return Patch(stamp, records.get_column("_row"), aside, copy, in_place, recoded)
+    return Patch(stamp, records.get_column("_row"), aside, copy, in_place, recoded, True)
 
 
 def _reader_rows(path: Path, form: str) -> int | None:
@@ -307,7 +315,8 @@ def _mark(file: EventFile, rows: int | None) -> bool:
     all its rows (NDJSON: its lines; CSV, patched: its records); whether it was marked. It is
     patched if it can be and is not already (`_patched`, `_csv_patched`): a stray blank line, or
     one broken line or record, cost a run line by line or record by record (1M events: NDJSON
-    18 s and 17 s against 2 s, CSV 7.4–8.3 s against 0.75 s). Otherwise it is read so."""
+    18 s and 17 s against 2 s, CSV 7.4–8.3 s against 0.75 s); an NDJSON file whose copy the
+    reader fails to read is patched again by the thorough checks. Otherwise it is read so."""
     patched = patch_of(file)
     if file.format == "csv":
         if rows is not None and (patched is None or rows == line_count(file.path) - 1):
@@ -317,7 +326,12 @@ def _mark(file: EventFile, rows: int | None) -> bool:
         lines = 0 if rows is None else line_count(file.path)
         if rows == lines:
             return False
-        patch = _patched(file, rows, lines) if patched is None else None
+        if patched is None:
+            patch = _patched(file, rows, lines)
+        elif rows is None and not patched.thorough:  # the reader failed on the copy
+            patch = _patched(file, None, 0, thorough=True)
+        else:
+            patch = None
     old = _PATCHED.pop(file.path, None)
     if old is not None:
         old.discard()
