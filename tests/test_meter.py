@@ -987,6 +987,36 @@ def test_a_broken_line_changes_the_reader_not_the_other_lines(tmp_path: Path) ->
     assert repair._PATCHED[both].thorough
 
 
+def test_a_run_that_fails_on_a_parquet_file_says_so_beside_its_one_text_file(tmp_path: Path) -> None:
+    """A run whose only text file is NDJSON looks for that file's bad lines at once when the run
+    fails. Here the fault is a Parquet file's data (its footer reads, a page does not): the
+    NDJSON file, whose first line is after a byte-order mark, is patched on the way (harmless:
+    it reads as before), and the run stops with the Parquet reader's reason."""
+    n = 2000
+    pl.DataFrame(
+        {
+            "transaction_id": [f"p{i}" for i in range(n)],
+            "customer_id": ["acme"] * n,
+            "event_type": ["call"] * n,
+            "timestamp": ["2026-03-02T00:00:00Z"] * n,
+            "properties.cost": [str(i) for i in range(n)],
+        }
+    ).write_parquet(tmp_path / "paged.parquet")
+    data = bytearray((tmp_path / "paged.parquet").read_bytes())
+    data[200:1200] = bytes(b ^ 0x5A for b in data[200:1200])  # (its data pages)
+    (tmp_path / "paged.parquet").write_bytes(bytes(data))
+    (tmp_path / "marked.jsonl").write_text("\ufeff" + (CASE / "part1.jsonl").read_text(), encoding="utf-8")
+    plan = compile(pricing.load(CASE))
+    files = [str(tmp_path / "marked.jsonl"), str(tmp_path / "paged.parquet")]
+    with pytest.raises(
+        EventReadError, match=r"^could not read the events \(.*marked\.jsonl, .*paged\.parquet\): parquet"
+    ):
+        plan.usage(files, *MARCH)
+    whole = plan.usage([str(CASE / "part1.jsonl")], *MARCH)
+    marked = plan.usage([str(tmp_path / "marked.jsonl")], *MARCH)
+    assert (marked.usage.equals(whole.usage), marked.ledger) == (True, whole.ledger)
+
+
 def test_a_blank_line_the_reader_skips_is_still_a_row(tmp_path: Path) -> None:
     """Polars' NDJSON reader skips blank lines (spaces, tabs, a carriage return) without an
     error, so the run finds the file short of its lines afterwards. When every line it lacks is

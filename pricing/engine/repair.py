@@ -203,9 +203,9 @@ def _in_utf8(path: Path) -> Iterator[Path]:
 def _patched(file: EventFile, rows: int | None, lines: int, thorough: bool = False) -> Patch | None:
     """The patch of an NDJSON file that the reader read `rows` rows of, short of its `lines`
     (each line it skipped is blank, or the file is read line by line), or failed to read (None:
-    its suspect lines (`_suspect`, `thorough` or else, if they find none, thorough), found in a
-    UTF-8 copy of a file that is not all UTF-8; if none, the copy is the patch); None if the file
-    cannot be read so (no room for the copies)."""
+    its suspect lines (`_suspect`, `thorough` or not), found in a UTF-8 copy of a file that is not
+    all UTF-8; if none, the copy is the patch); None if the file cannot be read so (no room for
+    the copies), or no line was found."""
     stamp, line = file_stamp(file.path), pl.col("line")
     try:
         if rows is not None:  # (the reader read it: it is all UTF-8)
@@ -225,8 +225,6 @@ def _patched(file: EventFile, rows: int | None, lines: int, thorough: bool = Fal
     if (recoded or not kept.is_empty()) if rows is None else rows + kept.height == lines:
         return patch
     patch.discard()
-    if rows is None and not thorough:  # (the first checks found no line the reader may not read)
-        return _patched(file, None, 0, thorough=True)
     return None
 
 
@@ -326,12 +324,17 @@ def _mark(file: EventFile, rows: int | None) -> bool:
         lines = 0 if rows is None else line_count(file.path)
         if rows == lines:
             return False
-        if patched is None:
-            patch = _patched(file, rows, lines)
-        elif rows is None and not patched.thorough:  # the reader failed on the copy
-            patch = _patched(file, None, 0, thorough=True)
-        else:
-            patch = None
+        patch = _patched(file, rows, lines) if patched is None else None
+        if rows is None and patch is None and (patched is None or not patched.thorough):
+            patch = _patched(file, None, 0, thorough=True)  # (the reader failed on the copy, or
+            # the first checks found no line)
+    _remember(file, patch)
+    return True
+
+
+def _remember(file: EventFile, patch: Patch | None) -> None:
+    """How the runs read a text file from now on: patched, or else line by line or record by
+    record."""
     old = _PATCHED.pop(file.path, None)
     if old is not None:
         old.discard()
@@ -339,18 +342,21 @@ def _mark(file: EventFile, rows: int | None) -> bool:
         _PATCHED[file.path] = patch
     else:
         _UNREAD[file.path] = file_stamp(file.path)
-    return True
 
 
-def _failed(file: EventFile) -> bool:
+def _failed(file: EventFile, alone: bool) -> bool:
     """After a run failed: mark a text file if Polars' reader cannot read it whole, or a patched
-    file whose copy it cannot read; whether it was marked."""
+    file whose copy it cannot read; whether it was marked. An NDJSON file that is the run's only
+    text file (`alone`), not patched, is most likely at fault: the lines it may not read are
+    looked for at once, and the reader is asked (a read of the whole file, as long as the look)
+    only if there are none."""
     patch = patch_of(file)
-    if patch is None:
-        return _mark(file, _reader_rows(file.path, file.format))
-    if _reader_rows(patch.copy, file.format) is not None:
-        return False
-    return _mark(file, None)
+    if patch is not None:
+        return _reader_rows(patch.copy, file.format) is None and _mark(file, None)
+    if alone and file.format == "ndjson" and (found := _patched(file, None, 0)) is not None:
+        _remember(file, found)
+        return True
+    return _mark(file, _reader_rows(file.path, file.format))
 
 
 def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = None) -> bool:
@@ -363,7 +369,8 @@ def unread_found(files: Sequence[EventFile], rows: Mapping[int, int] | None = No
     events)."""
     text = [f for f in files if f.format != "parquet" and not unread(f)]
     if rows is None:
-        marked = [_failed(f) for f in text]
+        alone = sum(f.format != "parquet" for f in files) == 1
+        marked = [_failed(f, alone) for f in text]
     else:
         marked = [_mark(f, rows.get(f.index, 0)) for f in text if f.format == "ndjson" or patch_of(f)]
     return any(marked)
