@@ -59,7 +59,7 @@ class Patch:
     copy: Path
     in_place: bool
     recoded: bool
-    thorough: bool  # (NDJSON) its lines were found by the thorough checks (`_suspect`)
+    thorough: bool  # no other checks to try if the reader fails on the copy (NDJSON: `_suspect`)
 
     def discard(self) -> None:
         """Remove the files made for the patch."""
@@ -116,9 +116,11 @@ def record_by_record(file: EventFile) -> pl.LazyFrame:
             for frame in csv_frames(file.path):
                 parts.append(_made(".parquet"))
                 frame.write_parquet(parts[-1])
-        except READ_ERRORS:
+        except Exception as exc:  # (no room for them, or a broken compressed file)
             for part in parts:
                 part.unlink(missing_ok=True)
+            if not isinstance(exc, READ_ERRORS):
+                raise
             return pl.concat(list(csv_frames(file.path))).lazy()
         known = Records(stamp, tuple(parts))
     _RECORDS[file.path] = known
@@ -325,9 +327,9 @@ def _mark(file: EventFile, rows: int | None) -> bool:
         if rows == lines:
             return False
         patch = _patched(file, rows, lines) if patched is None else None
+        # the reader failed on the copy, or the first checks found no line: the thorough ones
         if rows is None and patch is None and (patched is None or not patched.thorough):
-            patch = _patched(file, None, 0, thorough=True)  # (the reader failed on the copy, or
-            # the first checks found no line)
+            patch = _patched(file, None, 0, thorough=True)
     _remember(file, patch)
     return True
 
