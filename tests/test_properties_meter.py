@@ -221,6 +221,46 @@ def test_lines_read_one_by_one_keep_their_place(
 
 
 @SETTINGS
+@given(
+    st.lists(metric_spec, min_size=1, max_size=3),
+    st.lists(
+        st.tuples(row_strategy, st.lists(st.sampled_from(["", " ", "\t", "\r"]), max_size=2)), max_size=20
+    ),
+    st.integers(0, 20),
+)
+def test_blank_lines_the_reader_skips_are_rows_in_their_place(
+    metrics: list[dict[str, Any]], drawn: list[tuple[Row, list[str]]], cut: int
+) -> None:
+    """Polars' NDJSON reader skips blank lines; the run counts them afterwards (`skipped_lines`).
+    Its ledger — buckets, and each invalid example's reason, file and line — and its usage equal
+    those of the same files read line by line, here two files read by one scan, blank lines
+    anywhere in them."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "pricing.yaml").write_text("version: 1\nname: Prop\n")
+        (root / "spec.yaml").write_text(spec_yaml(metrics))
+        write_ndjson(root / "all.jsonl", [row for row, _ in drawn])
+        lines = (root / "all.jsonl").read_text().splitlines(keepends=True)
+        text = [
+            piece
+            for (_, blanks), line in zip(drawn, lines, strict=True)
+            for piece in [*(b + "\n" for b in blanks), line]
+        ]
+        files = [root / "a.jsonl", root / "b.jsonl"]
+        files[0].write_text("".join(text[:cut]))
+        files[1].write_text("".join(text[cut:]))
+        plan = pricing.compile(pricing.load(root))
+        got = plan.usage([str(f) for f in files], START, END)
+        for f in files:
+            _UNREAD[f] = file_stamp(f)
+        expected = plan.usage([str(f) for f in files], START, END)
+        for f in files:
+            del _UNREAD[f]
+    assert got.ledger == expected.ledger
+    assert got.usage.equals(expected.usage)
+
+
+@SETTINGS
 @given(st.lists(metric_spec, min_size=1, max_size=3), st.lists(row_strategy, max_size=25), st.randoms())
 def test_shuffling_unique_rows_changes_nothing(
     metrics: list[dict[str, Any]], rows: list[Row], rnd: random.Random

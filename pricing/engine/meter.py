@@ -65,7 +65,7 @@ from pricing.engine.choices import (
     choose_strategy,
     counted_rows,
 )
-from pricing.engine.repair import unread_found
+from pricing.engine.repair import skipped_lines, unread_found
 from pricing.engine.scan import PREFIX, UTC_TIME, scan_events
 from pricing.engine.sources import READ_ERRORS, EventFile, EventReadError
 from pricing.expr.ast import properties
@@ -847,9 +847,11 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     files = counted.group_by("_file").agg(pl.col("_n").sum(), pl.col("_first_row").min())
     per_file = dict(zip(files.get_column("_file"), files.get_column("_n"), strict=True))
     first_row = dict(zip(files.get_column("_file"), files.get_column("_first_row"), strict=True))
-    if unread_found(plan.files, per_file):  # an NDJSON file whose blank lines the reader skipped
+    skipped = skipped_lines(plan.files, per_file)  # (the blank lines the NDJSON reader skips)
+    if skipped is None:
         raise UnreadFound
-    rows = sum(per_file.values())
+    buckets["invalid"] += sum(len(blanks) for blanks in skipped.values())
+    rows = sum(per_file.values()) + sum(len(blanks) for blanks in skipped.values())
     if rows != sum(buckets.values()):
         raise AssertionError(f"ledger does not add up: {rows} rows, buckets {buckets}")
     names = {f.index: f.path.as_posix() for f in plan.files}
@@ -859,11 +861,19 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         .sort("_invalid_at")
         .group_by("_reason", maintain_order=True)
         .head(INVALID_EXAMPLES)
-        .sort("_invalid_at")
     )
-    invalid = tuple(  # (its row in its file, numbered from 1)
-        InvalidRow(str(reason), names[file], (int(order) & ((1 << ROW_BITS) - 1)) - first_row[file] + 1)
+    found = [  # (file, its row in its file numbered from 1 — its line, past the blank lines skipped)
+        (
+            file,
+            _line((int(order) & ((1 << ROW_BITS) - 1)) - first_row[file] + 1, skipped.get(file, [])),
+            reason,
+        )
         for reason, file, order in examples.iter_rows()
+    ]
+    blank = [(file, line, "blank line") for file, blanks in sorted(skipped.items()) for line in blanks]
+    invalid = tuple(
+        InvalidRow(str(reason), names[file], row)
+        for file, row, reason in sorted([*found, *blank[:INVALID_EXAMPLES]], key=lambda e: (e[0], e[1]))
     )
     if plan.strategy == PRE_AGGREGATED:
         mine = pre.filter(pl.col("_bucket") == "rated")
@@ -875,6 +885,17 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         *([] if WINDOWS.get(plan.window) else _piece_window(plan.window)),
     )
     return rated, Ledger(rows, buckets, invalid)
+
+
+def _line(row: int, blanks: Sequence[int]) -> int:
+    """The line of a file that the reader's `row`-th row of it is, past the blank lines it
+    skipped (`blanks`, their numbers in order)."""
+    line = row
+    for blank in blanks:
+        if blank > line:
+            break
+        line += 1
+    return line
 
 
 def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:

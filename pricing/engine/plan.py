@@ -117,7 +117,7 @@ class Plan:
     ) -> str:
         """Each metric's compiled predicate and value, the strategy, engine and dedup and why, and
         the Polars plan."""
-        unread_found(expand(events))  # the files a run would read line by line, read so here too
+        unread_found(expand(events), failed=False)  # (the files a run would not read whole, marked)
         plan = self.compile_usage(events, start, end, strategy=strategy, dedup=dedup)
         lines = [
             f"strategy: {plan.strategy} ({plan.strategy_reason})",
