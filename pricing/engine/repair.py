@@ -313,11 +313,12 @@ def _reader_rows(path: Path, form: str) -> int | None:
 
 def _mark(file: EventFile, rows: int | None) -> bool:
     """Mark a text file that the reader read `rows` rows of (None: it failed), unless those are
-    all its rows (NDJSON: its lines; CSV, patched: its records); whether it was marked. It is
-    patched if it can be and is not already (`_patched`, `_csv_patched`): a stray blank line, or
-    one broken line or record, cost a run line by line or record by record (1M events: NDJSON
-    18 s and 17 s against 2 s, CSV 7.4–8.3 s against 0.75 s); an NDJSON file whose copy the
-    reader fails to read is patched again by the thorough checks. Otherwise it is read so."""
+    all its rows (NDJSON: its lines, or all but the blank ones it skips, which the run counts:
+    `skipped_lines`; CSV, patched: its records); whether it was marked. A file the reader failed
+    on is patched if it can be and is not already (`_patched`, `_csv_patched`): one broken line
+    or record cost a run line by line or record by record (1M events: NDJSON 17 s against 2 s,
+    CSV 7.4–8.3 s against 0.75 s); an NDJSON file whose copy the reader fails to read is patched
+    again by the thorough checks. Otherwise it is read so."""
     patched = patch_of(file)
     if file.format == "csv":
         if rows is not None and (patched is None or rows == line_count(file.path) - 1):
