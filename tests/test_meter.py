@@ -1057,6 +1057,27 @@ def test_a_blank_line_the_reader_skips_is_still_a_row(tmp_path: Path) -> None:
     assert f"  {gap.as_posix()}: {read.format(4)}" in plan.explain([str(gap)], *MARCH)
 
 
+def test_blank_lines_are_at_most_five_examples_whichever_way_they_are_read(tmp_path: Path) -> None:
+    """A patched file's blank lines (read one by one) and another file's (skipped by the reader,
+    counted after the run) are one invalid reason: its first five examples in input order."""
+    text = (CASE / "part1.jsonl").read_text()
+    (tmp_path / "a.jsonl").write_text("\n\n\n" + text + "{broken\n")
+    (tmp_path / "b.jsonl").write_text(text + "\n \n\t\n")
+    lines = len(text.splitlines())
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")], *MARCH)
+    blanks = [(Path(r.file).name, r.row) for r in result.ledger.invalid if r.reason == "blank line"]
+    assert blanks == [
+        ("a.jsonl", 1),
+        ("a.jsonl", 2),
+        ("a.jsonl", 3),
+        ("b.jsonl", lines + 1),
+        ("b.jsonl", lines + 2),
+    ]
+    whole = compile(pricing.load(CASE)).usage([str(CASE / "part1.jsonl")], *MARCH).ledger
+    assert result.ledger.buckets["invalid"] == 2 * whole.buckets["invalid"] + 7
+    assert result.ledger.rows == 2 * lines + 7
+
+
 def test_a_project_without_customers_and_an_empty_file(tmp_path: Path) -> None:
     """No customer to look events up in, and an empty NDJSON file and an empty CSV file (not even
     a header: it was a traceback) beside a one-line one: the one event is an unknown customer's,

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
@@ -850,8 +851,9 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     skipped = skipped_lines(plan.files, per_file)  # (the blank lines the NDJSON reader skips)
     if skipped is None:
         raise UnreadFound
-    buckets["invalid"] += sum(len(blanks) for blanks in skipped.values())
-    rows = sum(per_file.values()) + sum(len(blanks) for blanks in skipped.values())
+    blank_rows = sum(len(blanks) for blanks in skipped.values())
+    buckets["invalid"] += blank_rows
+    rows = sum(per_file.values()) + blank_rows
     if rows != sum(buckets.values()):
         raise AssertionError(f"ledger does not add up: {rows} rows, buckets {buckets}")
     names = {f.index: f.path.as_posix() for f in plan.files}
@@ -871,10 +873,12 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         for reason, file, order in examples.iter_rows()
     ]
     blank = [(file, line, "blank line") for file, blanks in sorted(skipped.items()) for line in blanks]
-    invalid = tuple(
-        InvalidRow(str(reason), names[file], row)
-        for file, row, reason in sorted([*found, *blank[:INVALID_EXAMPLES]], key=lambda e: (e[0], e[1]))
-    )
+    shown: Counter[str] = Counter()  # (a patched file's blank lines are examples in `found` too)
+    invalid = []
+    for file, row, reason in sorted([*found, *blank[:INVALID_EXAMPLES]], key=lambda e: (e[0], e[1])):
+        shown[reason] += 1
+        if shown[reason] <= INVALID_EXAMPLES:
+            invalid.append(InvalidRow(str(reason), names[file], row))
     if plan.strategy == PRE_AGGREGATED:
         mine = pre.filter(pl.col("_bucket") == "rated")
         mine = mine.with_columns(unpacked_verdicts(metric_ids(plan.measures)))
@@ -884,7 +888,7 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
         pl.col("_customer").alias("customer_id"),
         *([] if WINDOWS.get(plan.window) else _piece_window(plan.window)),
     )
-    return rated, Ledger(rows, buckets, invalid)
+    return rated, Ledger(rows, buckets, tuple(invalid))
 
 
 def _line(row: int, blanks: Sequence[int]) -> int:

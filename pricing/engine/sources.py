@@ -321,10 +321,12 @@ class CsvRows:
 
     def row(self, record: list[str] | csv.Error) -> list[str | None]:
         if isinstance(record, csv.Error):
-            return [*(None for _ in self.first), f"malformed CSV: {_CSV_ERRORS.get(str(record), record)}"]
-        if len(record) > self.width:
-            return [*(None for _ in self.first), f"{len(record)} cells where the header has {self.width}"]
-        return [*(record[i] if i < len(record) else None for i in self.first.values()), None]
+            reason = f"malformed CSV: {_CSV_ERRORS.get(str(record), record)}"
+        elif len(record) > self.width:
+            reason = f"{len(record)} cells where the header has {self.width}"
+        else:
+            return [*(record[i] if i < len(record) else None for i in self.first.values()), None]
+        return [*(None for _ in self.first), reason]  # (its cells not read)
 
     def frame(self, rows: Sequence[Sequence[str | None]]) -> pl.DataFrame:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.schema]
@@ -341,14 +343,14 @@ def csv_frames(path: Path) -> Iterator[pl.DataFrame]:
         reader = csv.reader(handle, strict=True)
         layout = CsvRows(next(reader, []))
         rows: list[list[str | None]] = []
-        chunks = 0
+        yielded = False
         for record in csv_records(reader):
             rows.append(layout.row(record))
             if len(rows) == CSV_CHUNK:
                 yield layout.frame(rows)
                 rows.clear()
-                chunks += 1
-        if rows or not chunks:
+                yielded = True
+        if rows or not yielded:
             yield layout.frame(rows)
 
 
