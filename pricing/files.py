@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,21 @@ class OutputError(Exception):
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(tmp)` for a temporary path in the target's folder, then rename it over `path`;
     a failure leaves no partial file behind. An operating system error is an `OutputError`
-    naming the file."""
+    naming the file. A symbolic link to a file is written through (the file it names is
+    replaced); a device or pipe (`/dev/stdout`, a FIFO) is written to in place, as it cannot be
+    replaced by a rename."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = 0  # not there (yet), or not reachable: the rename below says why
+    if mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        try:
+            write(path)
+        except OSError as exc:
+            raise OutputError(f"could not write {path}: {_reason(path, exc)}") from exc
+        return
+    if stat.S_ISREG(mode) and path.is_symlink():
+        path = path.resolve()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,6 +112,33 @@ def test_an_output_that_cannot_be_written_is_a_message(tmp_path: Path) -> None:
         code, _, err = run("usage", SPECS, "--events", EVENTS, *MARCH, "--format", "csv", target, str(path))
         assert code == 1
         assert f"could not write {path}: {tmp_path / 'notes.txt'} is a file, not a folder" in err
+
+
+def test_an_output_through_a_link_or_into_a_pipe_keeps_the_link_and_the_pipe(tmp_path: Path) -> None:
+    """A rename would put a plain file where the link or the pipe was (as root, even over
+    /dev/full): the link is written through, the pipe and the device are written in place."""
+    (tmp_path / "kept.csv").write_text("old\n")
+    (tmp_path / "latest.csv").symlink_to("kept.csv")
+    code, _, _ = run(
+        "usage", SPECS, "--events", EVENTS, *MARCH, "--format", "csv", "--out", str(tmp_path / "latest.csv")
+    )
+    assert code == 0
+    assert (tmp_path / "latest.csv").is_symlink()
+    assert (tmp_path / "kept.csv").read_text().startswith("customer_id,contract_id,metric_id,")
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with ThreadPoolExecutor(1) as pool:
+        read = pool.submit(pipe.read_text)
+        code, _, _ = run("usage", SPECS, "--events", EVENTS, *MARCH, "--format", "csv", "--out", str(pipe))
+        assert code == 0
+        assert read.result(timeout=60).startswith("customer_id,contract_id,metric_id,")
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+    code, _, err = run("usage", SPECS, "--events", EVENTS, *MARCH, "--format", "csv", "--out", "/dev/full")
+    assert code == 1
+    assert "could not write /dev/full: No space left on device" in err
+    assert stat.S_ISCHR(Path("/dev/full").stat().st_mode)
 
 
 def test_explain_names_the_strategy_and_predicates() -> None:
