@@ -7,7 +7,7 @@ import json
 import re
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -372,6 +372,55 @@ def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path)
     assert result.ledger.invalid[0].reason == (
         "the timestamp column is Int64: neither a timestamp nor RFC 3339 text"
     )
+
+
+def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:
+    """Older Hive and Impala write text as plain bytes, which Polars reads as Binary: read as
+    UTF-8 text, and a value that is not UTF-8 makes its row invalid (the cast failed the run).
+    A duration (a cast failed the run) is its ISO 8601 text: not a number, a distinct value."""
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    pl.DataFrame(
+        {
+            "transaction_id": [b"1", b"2", b"\xff", b"4", b"1"],
+            "customer_id": [b"acme"] * 5,
+            "event_type": [b"call"] * 5,
+            "timestamp": [at] * 5,
+            "properties.user": [b"a", b"\xfe", b"b", "é".encode(), b"c"],
+            "properties.cost": [b"5", b"1", b"1", b"2.5", b"9"],
+            "properties.region": [b"us", b"us", b"us", b"eu", b"us"],
+        }
+    ).write_parquet(tmp_path / "bytes.parquet")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "bytes.parquet")], *MARCH)
+    assert metric_table(result) == {
+        ("calls", "[]"): Decimal(2),
+        ("cost", "[]"): Decimal("7.5"),
+        ("users", "[]"): Decimal(2),  # a, é
+        ("by_region", "[('region', 'eu')]"): Decimal(1),
+        ("by_region", "[('region', 'us')]"): Decimal(1),
+    }
+    assert (result.ledger.rows, result.ledger.buckets["duplicate"]) == (5, 1)
+    assert [(i.reason, i.row) for i in result.ledger.invalid] == [
+        ("property 'user' is not UTF-8 text", 2),
+        ("transaction_id is not UTF-8 text", 3),
+    ]
+    pl.DataFrame(
+        {
+            "transaction_id": ["d1", "d2", "d3"],
+            "customer_id": ["acme"] * 3,
+            "event_type": ["call"] * 3,
+            "timestamp": [at] * 3,
+            "properties.user": [timedelta(seconds=90), timedelta(seconds=90), timedelta(seconds=1)],
+            "properties.cost": [None, None, timedelta(seconds=1)],
+        }
+    ).write_parquet(tmp_path / "durations.parquet")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "durations.parquet")], *MARCH)
+    assert metric_table(result) == {
+        ("calls", "[]"): Decimal(2),
+        ("users", "[]"): Decimal(1),  # PT90S
+    }
+    assert [(i.reason, i.row) for i in result.ledger.invalid] == [
+        ("property 'cost' is not a number: 'PT1S' (metric 'cost')", 3)
+    ]
 
 
 def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(

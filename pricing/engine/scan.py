@@ -51,20 +51,62 @@ FLAT = "properties."  # flat property columns in CSV and Parquet files
 UTC_TIME = pl.Datetime("us", "UTC")
 
 
-def _number_text(column: pl.Expr, dtype: DType) -> pl.Expr:
-    """A property column as text, numbers by their shortest decimal form; a list or struct (not a
-    property value a metric can use) as its JSON text, as the NDJSON reader gives it."""
+TEXT_FIELDS = ("transaction_id", "customer_id", "event_type")  # the fields but the timestamp
+
+
+def _as_text(column: pl.Expr, dtype: DType) -> pl.Expr:
+    """A field or property column as text, whatever its type: numbers by their shortest decimal
+    form; a list or struct (not a property value a metric can use) as its JSON text, as the
+    NDJSON reader gives it; a duration in ISO 8601 (`PT1S`); bytes as UTF-8 text (null where
+    they are not, `_not_utf8` says so)."""
     if dtype == pl.String:
         return column
-    if dtype.is_nested():
-        encoded = pl.struct(column.alias("v")).struct.json_encode()
-        return pl.when(column.is_not_null()).then(encoded.str.strip_prefix('{"v":').str.strip_suffix("}"))
-    if dtype.is_integer():
-        return column.cast(pl.String)
+    if dtype.is_nested() or isinstance(dtype, pl.Duration):
+        # (the JSON writer takes no bytes: inside a list or struct they are text, or null)
+        value = column.cast(_bytes_as_text(dtype), strict=False).alias("v")
+        encoded = pl.struct(value).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
+        text = encoded if dtype.is_nested() else encoded.str.strip_chars('"')
+        return pl.when(column.is_not_null()).then(text)
     if isinstance(dtype, pl.Decimal):
         # "2.50" → "2.5", "3.00" → "3"
         return column.cast(pl.String).str.replace(r"(\.\d*?)0+$", "$1").str.replace(r"\.$", "")
+    if dtype == pl.Binary:  # (bytes hidden by a null are cast too: they are emptied first)
+        utf8 = _utf8(column)
+        return pl.when(utf8).then(pl.when(utf8).then(column).otherwise(pl.lit(b"")).cast(pl.String))
     return column.cast(pl.String)
+
+
+def _bytes_as_text(dtype: DType) -> DType:
+    """`dtype` with text for bytes, at any depth."""
+    if dtype == pl.Binary:
+        return pl.String()
+    if isinstance(dtype, pl.List):
+        return pl.List(_bytes_as_text(dtype.inner))
+    if isinstance(dtype, pl.Array):
+        return pl.Array(_bytes_as_text(dtype.inner), dtype.shape)
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: _bytes_as_text(f.dtype) for f in dtype.fields})
+    return dtype
+
+
+# Bytes that are UTF-8 text (RFC 3629: no overlong forms, surrogates or code points past
+# U+10FFFF), as their hex text: Polars' cast of bytes to text fails the query at the first that
+# are not, even where they are left out or the cast is not strict.
+_UTF8_HEX = (
+    "^(?:[0-7][0-9a-f]|(?:c[2-9a-f]|d[0-9a-f])[89ab][0-9a-f]|e0[ab][0-9a-f][89ab][0-9a-f]"
+    "|e[1-9a-cef][89ab][0-9a-f][89ab][0-9a-f]|ed[89][0-9a-f][89ab][0-9a-f]"
+    "|f0(?:9[0-9a-f]|[ab][0-9a-f])(?:[89ab][0-9a-f]){2}|f[1-3](?:[89ab][0-9a-f]){3}"
+    "|f48[0-9a-f](?:[89ab][0-9a-f]){2})*$"
+)
+
+
+def _utf8(column: pl.Expr) -> pl.Expr:
+    return column.bin.encode("hex").str.contains(_UTF8_HEX)
+
+
+def _not_utf8(column: pl.Expr, name: str) -> pl.Expr:
+    """Why a row is invalid when its value in a column of bytes is not UTF-8 text (null: it is)."""
+    return pl.when(column.is_not_null() & ~_utf8(column)).then(pl.lit(f"{name} is not UTF-8 text"))
 
 
 RFC_3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"  # an offset: Z, +02:00, +0200 or +02
@@ -277,6 +319,11 @@ def _table_fields(
     props, prop_types, wrong = _property_columns(available, properties)
     if wrong is not None:
         malformed = pl.coalesce(malformed, pl.lit(wrong))
+    named: list[tuple[pl.Expr, DType, str]] = [(columns[f], types[f], f) for f in TEXT_FIELDS]
+    named += [(props[n], prop_types[n], f"property '{n}'") for n in properties]
+    undecoded = [_not_utf8(column, name) for column, dtype, name in named if dtype == pl.Binary]
+    if undecoded:
+        malformed = pl.coalesce(malformed, *undecoded)
     return frame, _Fields(columns, types, props, prop_types, malformed)
 
 
@@ -289,11 +336,11 @@ def _selected(
     return frame.select(
         index.alias("_file"),
         pl.col("_row").cast(pl.UInt64),
-        *(columns[f].cast(pl.String).alias(f) for f in ("transaction_id", "customer_id", "event_type")),
+        *(_as_text(columns[f], types[f]).alias(f) for f in TEXT_FIELDS),
         _timestamp(columns["timestamp"], types["timestamp"]).alias("timestamp"),
         _absent(columns["timestamp"], types["timestamp"]).alias("_no_timestamp"),
         fields.malformed.alias("_malformed"),
-        *(_number_text(props[n], fields.prop_types[n]).alias(PREFIX + n) for n in properties),
+        *(_as_text(props[n], fields.prop_types[n]).alias(PREFIX + n) for n in properties),
     )
 
 
