@@ -376,18 +376,19 @@ def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path)
 
 def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:
     """Older Hive and Impala write text as plain bytes, which Polars reads as Binary: read as
-    UTF-8 text, and a value that is not UTF-8 makes its row invalid (the cast failed the run).
+    UTF-8 text, timestamps too, and a value that is not UTF-8 makes its row invalid (the cast
+    failed the run; a timestamp column of bytes made every row invalid).
     A duration (a cast failed the run) is its ISO 8601 text: not a number, a distinct value."""
     at = datetime(2026, 3, 2, tzinfo=UTC)
     pl.DataFrame(
         {
-            "transaction_id": [b"1", b"2", b"\xff", b"4", b"1"],
-            "customer_id": [b"acme"] * 5,
-            "event_type": [b"call"] * 5,
-            "timestamp": [at] * 5,
-            "properties.user": [b"a", b"\xfe", b"b", "é".encode(), b"c"],
-            "properties.cost": [b"5", b"1", b"1", b"2.5", b"9"],
-            "properties.region": [b"us", b"us", b"us", b"eu", b"us"],
+            "transaction_id": [b"1", b"2", b"\xff", b"4", b"1", b"6", b"7"],
+            "customer_id": [b"acme"] * 7,
+            "event_type": [b"call"] * 7,
+            "timestamp": [b"2026-03-02T00:00:00Z"] * 5 + [b"", b"2 March"],
+            "properties.user": [b"a", b"\xfe", b"b", "é".encode(), b"c", b"d", b"e"],
+            "properties.cost": [b"5", b"1", b"1", b"2.5", b"9", b"1", b"1"],
+            "properties.region": [b"us", b"us", b"us", b"eu", b"us", b"us", b"us"],
         }
     ).write_parquet(tmp_path / "bytes.parquet")
     result = compile(pricing.load(CASE)).usage([str(tmp_path / "bytes.parquet")], *MARCH)
@@ -398,10 +399,12 @@ def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:
         ("by_region", "[('region', 'eu')]"): Decimal(1),
         ("by_region", "[('region', 'us')]"): Decimal(1),
     }
-    assert (result.ledger.rows, result.ledger.buckets["duplicate"]) == (5, 1)
+    assert (result.ledger.rows, result.ledger.buckets["duplicate"]) == (7, 1)
     assert [(i.reason, i.row) for i in result.ledger.invalid] == [
         ("property 'user' is not UTF-8 text", 2),
         ("transaction_id is not UTF-8 text", 3),
+        ("missing timestamp", 6),
+        ("unparseable timestamp", 7),
     ]
     pl.DataFrame(
         {

@@ -123,6 +123,8 @@ def _parsed(text: pl.Expr, form: str) -> pl.Expr:
 
 
 def _timestamp(column: pl.Expr, dtype: DType) -> pl.Expr:
+    if dtype == pl.Binary:
+        return _timestamp(_as_text(column, dtype), pl.String)
     if dtype == pl.String:
         # Each value read on its own (Polars' format inference would read every value of a
         # column by the first one's format: after a time without an offset, each "Z" was
@@ -152,7 +154,9 @@ def _map_values(dtype: DType | None) -> DType | None:
 
 def _absent(column: pl.Expr, dtype: DType) -> pl.Expr:
     """No value, or empty text."""
-    return column.is_null() | (column == "") if dtype == pl.String else column.is_null()
+    if dtype in (pl.String, pl.Binary):
+        return column.is_null() | (column == ("" if dtype == pl.String else b""))
+    return column.is_null()
 
 
 def _json_path(*names: str) -> str:
@@ -313,8 +317,8 @@ def _table_fields(
         frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
     columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
     types = {f: available.get(f, pl.String()) for f in FIELDS}
-    if not (types["timestamp"] == pl.String or isinstance(types["timestamp"], pl.Datetime | pl.Date)):
-        kind = types["timestamp"]
+    kind = types["timestamp"]
+    if not (kind in (pl.String, pl.Binary) or isinstance(kind, pl.Datetime | pl.Date)):
         malformed = pl.lit(f"the timestamp column is {kind}: neither a timestamp nor RFC 3339 text")
     props, prop_types, wrong = _property_columns(available, properties)
     if wrong is not None:
