@@ -239,6 +239,25 @@ def test_a_missing_variable_names_the_template_and_line(tmp_path: Path) -> None:
     )
 
 
+def test_an_error_a_template_raises_names_the_template_and_line(tmp_path: Path) -> None:
+    """Python errors raised while a template renders were a traceback."""
+    where = tmp_path / "templates" / "invoice.html"
+    for template, message in [
+        (
+            "<p>\n{{ invoice.total / 0 }}</p>",
+            "2: TypeError: unsupported operand type(s) for /: 'str' and 'int'",
+        ),
+        ("{{ 1 // 0 }}", "1: ZeroDivisionError: integer division or modulo by zero"),
+        (
+            "\n\n{% for i in range(10 ** 6) %}{% endfor %}",
+            "3: OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).",
+        ),
+    ]:
+        with pytest.raises(pricing.RenderError) as caught:
+            _render_with(tmp_path, template)
+        assert str(caught.value) == f"{where}:{message}"
+
+
 def test_templates_cannot_reach_outside_the_project_or_python_internals(tmp_path: Path) -> None:
     (tmp_path.parent / "secret.txt").write_text("top secret")
     with pytest.raises(pricing.RenderError, match=r"invoice.html:1: \.\./\.\./secret.txt"):

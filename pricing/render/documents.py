@@ -303,10 +303,15 @@ def _where(exc: BaseException) -> str:
 
 
 def render_text(env: SandboxedEnvironment, name: str, doc: Document) -> str:
+    """A template rendered for one invoice; any error it raises (a Jinja error, or a Python one
+    that a spec's template can cause: `{{ 1 / 0 }}`, a range past the sandbox's limit) is a
+    `RenderError` naming the template's file and line."""
     try:
         return env.get_template(name).render(invoice=doc)
     except TemplateError as exc:
         raise RenderError(f"{_where(exc)}: {exc.message or exc}") from None
+    except Exception as exc:  # whatever a template does wrong is the spec's error
+        raise RenderError(f"{_where(exc)}: {type(exc).__name__}: {exc}") from None
 
 
 PARALLEL_PDFS = 16  # from this many PDFs, worker processes make them (each starts in ~1 s)
