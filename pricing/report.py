@@ -92,12 +92,22 @@ def _shown(diagnostics: Sequence[Diagnostic], limit: int) -> tuple[Sequence[Diag
     return diagnostics[:limit], len(diagnostics) - limit
 
 
-def _caret(span: Span, source: str) -> str:
+WIDE = 120  # a longer source line is shown as this much of it around the span, cut with "…"
+
+
+def _excerpt(span: Span, source: str) -> tuple[str, str]:
+    """The source line (or the part of a long line where the span starts) and its caret line."""
     start = span.column - 1
     end = span.end_column - 1 if span.end_line == span.line else len(source)
+    if len(source) > WIDE:
+        cut = max(0, min(start - WIDE // 3, len(source) - WIDE))
+        shown = source[cut : cut + WIDE]
+        before, after = ("…" if cut else ""), ("…" if cut + WIDE < len(source) else "")
+        source, start, end = before + shown + after, start - cut + len(before), end - cut + len(before)
+        end = min(end, len(before) + len(shown))
     width = max(1, min(end, len(source.rstrip())) - start)
     prefix = "".join(c if c == "\t" else " " for c in source[:start])
-    return prefix + "^" * width
+    return source, prefix + "^" * width
 
 
 def format_text(diagnostics: Sequence[Diagnostic], root: Path, shown_root: str, limit: int) -> str:
@@ -110,8 +120,9 @@ def format_text(diagnostics: Sequence[Diagnostic], root: Path, shown_root: str, 
         source = lines.line(d.span.file, d.span.line)
         if source is not None:
             gutter = str(d.span.line)
-            out.append(f" {gutter} | {source}")
-            out.append(f" {' ' * len(gutter)} | {_caret(d.span, source)}")
+            excerpt, caret = _excerpt(d.span, source)
+            out.append(f" {gutter} | {excerpt}")
+            out.append(f" {' ' * len(gutter)} | {caret}")
         for related in d.related:
             where = f"{_display(shown_root, related.span.file)}:{related.span.line}:{related.span.column}"
             out.append(f"  note: {related.message}: {where}")

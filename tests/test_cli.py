@@ -35,6 +35,26 @@ def test_errors_exit_1_with_text_and_caret() -> None:
     ]
 
 
+def test_a_long_line_is_shown_around_the_error(tmp_path: Path) -> None:
+    """A source line of 300 characters is shown as 120 of them around the span, cut with "…"
+    on both sides, the caret under the span (the whole line was printed, 240,000 characters
+    for a line nested too deeply)."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Wide\n")
+    aliases = ", ".join(f"a{i:03}" for i in range(50))  # 50 × 6 characters
+    address = "1 Long Street, " * 10
+    line = f"  acme: {{ingest_aliases: [{aliases}], nmae: x, address: {address!r}}}"
+    (tmp_path / "spec.yaml").write_text(f"customers:\n{line}\n")
+    code, output = run("check", str(tmp_path))
+    assert code == 1
+    column = line.index("nmae") + 1
+    assert output.splitlines()[:3] == [
+        f"{tmp_path.as_posix()}/spec.yaml:2:{column}: error[E201]: unknown key 'nmae' in a customer. "
+        "Did you mean 'name'?",
+        " 2 | …" + line[column - 1 - 40 :][:120] + "…",
+        "   | " + " " * 41 + "^^^^",
+    ]
+
+
 def test_warnings_only_exit_0() -> None:
     code, output = run("check", str(CASES / "check" / "unused_metric"))
     assert code == 0

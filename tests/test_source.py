@@ -89,6 +89,24 @@ def test_billion_laughs_is_refused() -> None:
     assert problems[0].message == f"the document expands to more than {MAX_NODES} nodes through aliases"
 
 
+def test_deep_nesting_is_refused_where_it_is_deepest() -> None:
+    """30,000 levels crashed the process in libyaml's composer (a segmentation fault); 600
+    overflowed Python's stack converting the nodes, reported at line 1. Flow collections and
+    compact block sequences alike are measured first and located at their deepest level."""
+    for text, levels, where in [  # (the document's mapping is a level, as is b's)
+        ("a: " + "[" * 30_000 + "]" * 30_000 + "\n", 30_001, (1, 30_003)),
+        ("a: " + "{b: " * 30_000 + "1" + "}" * 30_000 + "\n", 30_001, (1, 120_000)),
+        ("a:\n" + "- " * 30_000 + "x\n", 30_001, (2, 59_999)),
+        ("a:\n  b: " + "[" * 600 + "]" * 600 + "\n", 602, (2, 605)),
+    ]:
+        doc, problems = parse_yaml("f.yaml", text)
+        assert doc.data == {}
+        (problem,) = problems
+        assert problem.message == f"the document is nested too deeply: {levels} levels here"
+        assert (problem.code, problem.span.line, problem.span.column) == ("E104", *where)
+    assert parse_yaml("f.yaml", "a: " + "[" * 400 + "]" * 400 + "\n")[1] == []
+
+
 def test_syntax_error_is_located() -> None:
     _, problems = parse_yaml("f.yaml", "a:\n  - 1\n - 2\n")
     (problem,) = problems
