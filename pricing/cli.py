@@ -24,6 +24,7 @@ from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
+from pricing.engine.calendar import EARLIEST, LATEST
 from pricing.engine.choices import DEDUPS, ENGINES, STRATEGIES
 from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances
 from pricing.engine.lines import RatingError
@@ -105,10 +106,16 @@ def _load(spec: Path) -> Project:
 
 
 def _instant(value: str, project: Project, option: str) -> datetime:
+    """An instant of a run (its start, end, or issue): a timestamp, or a bare date in the
+    project timezone, in the years a run may cover."""
     try:
-        return parse_instant(value, ZoneInfo(project.manifest.timezone))
+        instant = parse_instant(value, ZoneInfo(project.manifest.timezone))
     except ValueError as exc:
         raise click.BadParameter(f"'{value}': {exc}", param_hint=option) from exc
+    if not EARLIEST <= instant <= LATEST:
+        message = f"'{value}': a run lies between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+        raise click.BadParameter(message, param_hint=option)
+    return instant
 
 
 def _start_end(start: str, end: str, project: Project) -> tuple[datetime, datetime]:
@@ -316,11 +323,9 @@ def _run_range(
             raise click.BadParameter(
                 f"'{period}' is not a month such as 2026-03", param_hint="--period"
             ) from exc
-        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-        return (
-            _instant(first.isoformat(), project, "--period"),
-            _instant(following.isoformat(), project, "--period"),
-        )
+        lo = _instant(first.isoformat(), project, "--period")
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)  # (lo < 9000)
+        return lo, _instant(following.isoformat(), project, "--period")
     if start is None or end is None:
         raise click.UsageError("give --period YYYY-MM, or both --start and --end")
     return _start_end(start, end, project)

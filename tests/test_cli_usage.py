@@ -9,7 +9,7 @@ import os
 import re
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -274,6 +274,26 @@ def test_a_run_ends_after_it_starts(tmp_path: Path) -> None:
     april, march = datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="a run ends after it starts, not from 2026-04-01 00:00:00"):
         plan.invoice([EVENTS], april, march)
+
+
+def test_a_run_lies_between_the_years_1000_and_9000(tmp_path: Path) -> None:
+    """A month in 9999 ended in the year 10000 (a traceback from Python's datetime), and so did
+    a period's boundaries; the bounds leave periods and local times room on both sides."""
+    for arguments, message in [
+        (["--period", "9999-12"], "Invalid value for --period: '9999-12-01': a run lies between"),
+        (["--start", "0999-12-31", "--end", "2026-01-01"], "Invalid value for --start: '0999-12-31': a run"),
+        (["--start", "2026-01-01", "--end", "9000-01-02"], "Invalid value for --end: '9000-01-02': a run"),
+    ]:
+        code, _, err = run("invoice", SPECS, "--events", EVENTS, *arguments, "--out", str(tmp_path))
+        assert code == 2
+        assert message in err
+        assert "1000-01-01 and 9000-01-01" in err
+    code, _, _ = run("invoice", SPECS, "--events", EVENTS, "--period", "8999-12", "--out", str(tmp_path))
+    assert code == 0
+    plan = pricing.compile(pricing.load(SPECS))
+    last = datetime(9000, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="a run lies between 1000-01-01 and 9000-01-01, not from 9000-01-01"):
+        plan.usage([EVENTS], last, last + timedelta(days=1))
 
 
 def test_the_api_takes_one_path_alone_and_wants_instants_with_a_time_zone() -> None:

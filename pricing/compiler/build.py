@@ -127,11 +127,17 @@ def parse_instant(value: str, timezone: ZoneInfo) -> datetime:
     """An RFC 3339 timestamp, or a bare date at midnight in `timezone`, in UTC (ValueError if
     neither). A timestamp must carry its offset."""
     if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), time(), timezone).astimezone(UTC)
-    instant = datetime.fromisoformat(value.upper().replace(" ", "T"))
-    if instant.tzinfo is None:
-        raise ValueError("a timestamp needs an offset such as Z or +01:00")
-    return instant.astimezone(UTC)
+        instant = datetime.combine(date.fromisoformat(value), time(), timezone)
+    else:
+        instant = datetime.fromisoformat(value.upper().replace(" ", "T"))
+        if instant.tzinfo is None:
+            raise ValueError("a timestamp needs an offset such as Z or +01:00")
+    try:  # (runs see an instant in UTC and in the project timezone)
+        instant.astimezone(timezone)
+        return instant.astimezone(UTC)
+    except OverflowError:
+        local = "" if timezone.key == "UTC" else f" or in {timezone.key}"
+        raise ValueError(f"it falls outside the years 1 to 9999 in UTC{local}") from None
 
 
 def locate_in_scalar(lines: tuple[str, ...], span: Span, text: str, line: int, column: int) -> Span:

@@ -21,7 +21,7 @@ Interval = tuple[datetime, datetime | None]  # [start, end); None: open-ended
 
 
 def when(instant: datetime | None) -> str:
-    return "the open end" if instant is None else instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "the open end" if instant is None else instant.isoformat().replace("+00:00", "Z")
 
 
 def _overlaps(a: Interval, b: Interval) -> bool:

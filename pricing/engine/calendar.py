@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -69,12 +69,22 @@ def check_instant(name: str, value: datetime) -> None:
         )
 
 
+# A run's periods and their boundaries are worked out a step or more around it, in local time:
+# kept well inside the years Python's datetime holds (1 to 9999).
+EARLIEST, LATEST = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def check_run(start: datetime, end: datetime) -> None:
-    """A run's [start, end): instants with a time zone, the end after the start (ValueError)."""
+    """A run's [start, end): instants with a time zone, the end after the start, both between
+    EARLIEST and LATEST (ValueError)."""
     check_instant("start", start)
     check_instant("end", end)
     if end <= start:
         raise ValueError(f"a run ends after it starts, not from {start} to {end}")
+    if start < EARLIEST or end > LATEST:
+        raise ValueError(
+            f"a run lies between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}, not from {start} to {end}"
+        )
 
 
 def usage_calendar(project: Project, start: datetime, end: datetime) -> Calendar:

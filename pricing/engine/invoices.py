@@ -92,7 +92,7 @@ def instant(value: datetime) -> str:
     utc = value.astimezone(UTC)
     micro = utc.microsecond
     fraction = "" if not micro else f".{micro // 1000:03d}" if micro % 1000 == 0 else f".{micro:06d}"
-    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}{fraction}Z"  # (strftime's %Y does not pad year 999)
 
 
 def _optional(value: Decimal | None) -> str | None:
