@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,7 +32,7 @@ from pricing.engine.meter import USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.sources import EventInputError, EventReadError
-from pricing.files import OutputError, write_atomic, write_text_atomic
+from pricing.files import OutputError, remove_stale, write_atomic, write_text_atomic
 from pricing.money import text as money_text
 from pricing.render import FORMATS as DOCUMENT_FORMATS
 from pricing.report import FORMATS, FORMATTERS, format_text
@@ -439,6 +439,8 @@ def invoice(
         _report_rendered(
             _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats, _CORES)), out
         )
+    ids = [i.id for i in result.invoices]
+    _remove_stale(out, {f: ids if f in render_formats else () for f in DOCUMENT_FORMATS})
     stdout = Console(width=120)
     stdout.print(_summary(result))
     stdout.print(_ledger_table(result.ledger))
@@ -473,6 +475,14 @@ def _report_rendered(written: dict[str, int], out: Path) -> None:
     click.echo(f"rendered {counts} into {out}/<format>/", err=True)
 
 
+def _remove_stale(out: Path, ids: Mapping[str, Sequence[str]]) -> None:
+    """The documents of an earlier run in `out/<format>/` (all of a format this run did not
+    render) are removed, and said so: a folder holds one run's documents."""
+    removed = remove_stale(out, {fmt: {f"{i}.{fmt}" for i in found} for fmt, found in ids.items()})
+    if removed:
+        click.echo(f"removed {removed} document(s) of an earlier run from {out}/<format>/", err=True)
+
+
 @main.command("render")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
@@ -505,3 +515,5 @@ def render_command(run_dir: Path, spec: Path, formats: tuple[str, ...]) -> None:
         )
     written = _rendering(lambda: render_run(project, run.invoices, run.as_of, run_dir, formats, _CORES))
     _report_rendered(written, run_dir)
+    ids = tuple(str(i["id"]) for i in run.invoices)
+    _remove_stale(run_dir, dict.fromkeys(formats, ids))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 
@@ -67,3 +67,20 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def remove_stale(out: Path, kept: Mapping[str, Collection[str]]) -> int:
+    """Remove the documents an earlier run left in `out/<format>/`: each file named
+    `*.<format>` there but not among `kept[format]` (the names this run wrote). A run folder
+    then holds one run's documents, and none is sent twice. Returns how many were removed."""
+    removed = 0
+    for fmt, names in kept.items():
+        folder = out / fmt
+        for path in sorted(folder.glob(f"*.{fmt}")) if folder.is_dir() else ():
+            if path.name not in names and path.is_file():
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    raise OutputError(f"could not remove {path}: {exc.strerror or exc}") from exc
+                removed += 1
+    return removed

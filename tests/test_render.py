@@ -352,6 +352,45 @@ def test_invoice_render_and_render_command(tmp_path: Path) -> None:
     assert "is not a run folder (invoices.jsonl and run.json)" in result.stderr
 
 
+def test_a_run_folder_holds_one_runs_documents(tmp_path: Path) -> None:
+    """March's documents stayed beside April's when April was run into the same folder, ready to
+    be sent twice: a run removes those of an earlier run (all of a format it does not render),
+    and says so; `pricing render` those of the formats it renders. Other files are left."""
+    _project(tmp_path)
+    runner = CliRunner()
+    args = [
+        "invoice",
+        str(tmp_path),
+        "--events",
+        str(tmp_path / "events.jsonl"),
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert runner.invoke(main, [*args, "--period", "2026-03", "--render", "txt,md"]).exit_code == 0
+    (tmp_path / "run" / "txt" / "notes.csv").write_text("kept\n")
+    result = runner.invoke(main, [*args, "--period", "2026-04", "--render", "txt"])
+    assert result.exit_code == 0, result.output
+    assert f"removed 2 document(s) of an earlier run from {tmp_path / 'run'}/<format>/" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "run" / "txt").iterdir()) == [
+        "acme-1-20260401.txt",
+        "notes.csv",
+    ]
+    assert list((tmp_path / "run" / "md").iterdir()) == []
+
+    (tmp_path / "run" / "txt" / "acme-1-20260301.txt").write_text("March, by hand\n")
+    (tmp_path / "run" / "md" / "acme-1-20260301.md").write_text("March, by hand\n")
+    result = runner.invoke(
+        main, ["render", str(tmp_path / "run"), "--spec", str(tmp_path), "--format", "txt"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "removed 1 document(s) of an earlier run" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "run" / "txt").iterdir()) == [
+        "acme-1-20260401.txt",
+        "notes.csv",
+    ]
+    assert [p.name for p in (tmp_path / "run" / "md").iterdir()] == ["acme-1-20260301.md"]  # not rendered
+
+
 def test_a_run_folder_not_as_pricing_invoice_wrote_it_is_named_not_a_traceback(tmp_path: Path) -> None:
     """A hand-edited or cut-short run folder: the file, the line and the field that is wrong (each
     was a KeyError, an AttributeError or a decimal.InvalidOperation); an invoice id with a `/`
