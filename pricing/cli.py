@@ -14,7 +14,6 @@ from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
-from babel.numbers import format_currency, get_currency_precision
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -33,6 +32,7 @@ from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.sources import EventInputError, EventReadError
 from pricing.files import OutputError, remove_stale, write_atomic, write_text_atomic
+from pricing.money import as_money
 from pricing.money import text as money_text
 from pricing.render import FORMATS as DOCUMENT_FORMATS
 from pricing.report import FORMATS, FORMATTERS, format_text
@@ -346,10 +346,7 @@ def _summary(run: InvoiceRun) -> Table:
     table.add_column("total", justify="right")
     for currency, total in run.totals().items():
         count = sum(1 for i in run.invoices if i.currency == currency)
-        major = total.scaleb(-get_currency_precision(currency))
-        table.add_row(
-            currency, str(count), money_text(total), format_currency(major, currency, locale="en_US")
-        )
+        table.add_row(currency, str(count), money_text(total), as_money(total, currency, "en_US"))
     return table
 
 

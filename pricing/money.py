@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation
-from functools import cache
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, localcontext
+from functools import cache, reduce
+
+from babel import Locale
+from babel.numbers import format_currency, get_currency_precision
 
 
 def plain(value: Decimal) -> Decimal:
@@ -25,6 +29,21 @@ def text(value: Decimal) -> str:
 # prices are exact; only a division (DIVIDE conversion, proration) can be inexact, and it is
 # carried to 60 digits before the one rounding to a whole minor unit.
 ARITHMETIC = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero])
+
+
+def total(amounts: Iterable[Decimal]) -> Decimal:
+    """The sum of amounts, in ARITHMETIC (the default context keeps 28 digits: a sum of
+    30-digit totals came out rounded)."""
+    return reduce(ARITHMETIC.add, amounts, Decimal(0))
+
+
+def as_money(minor: Decimal, currency: str, locale: Locale | str) -> str:
+    """An amount in minor units (cents) as money in a locale: 525 USD → $5.25, 525 EUR (de) →
+    5,25 €; fractional minor units (unit prices) keep their digits. In ARITHMETIC: Babel rounds
+    a number to its context's digits, and the default 28 failed on a 36-digit total."""
+    with localcontext(ARITHMETIC):
+        major = minor.scaleb(-get_currency_precision(currency))
+        return format_currency(major, currency, locale=locale, decimal_quantization=False)
 
 
 def round_to(value: Decimal, places: int, rounding: str) -> Decimal:

@@ -458,6 +458,44 @@ def test_a_conversion_is_exact_to_18_places(tmp_path: Path) -> None:
     ]
 
 
+def test_totals_of_36_digits_are_exact_and_render(tmp_path: Path) -> None:
+    """99,999,999,999.000000000000000002 units at 10^25 cents each: the line is
+    999999999990000000000000000000000000 + 0.000000000000000002 × 10^25 (= 20,000,000) cents.
+    Summed in the default context (28 digits), the invoice's and the run's totals lost the
+    20,000,000; Babel failed to format them (a traceback from `pricing invoice`)."""
+    spec = contract(
+        "      - {product: units, starting_at: 2026-01-01, rate_type: FLAT, price: 10000000000000000000000000}"
+    )
+    halves = [
+        {"event_type": "unit", "properties": {"region": "us", "n": n}}
+        for n in ("99999999999", "0.000000000000000002")
+    ]
+    result = run(tmp_path, spec, halves)
+    invoice = usage_invoice(result)
+    exact = "999999999990000000000000000020000000"
+    assert [line["total"] for line in invoice["line_items"] if line["product_id"] == "units"] == [exact]
+    assert (invoice["subtotal"], invoice["total"], text(result.totals()["USD"])) == (exact, exact, exact)
+    code = CliRunner().invoke(
+        main,
+        [
+            "invoice",
+            str(tmp_path / "spec"),
+            "--events",
+            str(tmp_path / "events.jsonl"),
+            "--period",
+            "2026-03",
+            "--out",
+            str(tmp_path / "out"),
+            "--render",
+            "txt",
+        ],
+    )
+    assert code.exit_code == 0, code.output
+    assert "$9,999,999,999,900,000,000,000,000,000,200,000.00" in code.stdout
+    (document,) = (tmp_path / "out" / "txt").iterdir()
+    assert "Total USD $9,999,999,999,900,000,000,000,000,000,200,000.00" in document.read_text()
+
+
 def test_a_converted_quantity_too_large_to_hold_stops_the_run(tmp_path: Path) -> None:
     """10^12 tokens × 10^9 = 10^21 units: beyond Decimal(38, 18), so no invoice, and no traceback
     from the command line either."""

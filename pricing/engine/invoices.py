@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,7 @@ from pricing.engine.rate import (
     subscription_lines,
     targets,
 )
-from pricing.money import round_to, text
+from pricing.money import ARITHMETIC, round_to, text, total
 from pricing.schemas import check_run_file
 
 Progress = Callable[[int, int], None]
@@ -57,11 +57,11 @@ class Invoice:
 
     @property
     def subtotal(self) -> Decimal:
-        return sum((line.total for line in self.lines if line.type != "applied"), ZERO)
+        return total(line.total for line in self.lines if line.type != "applied")
 
     @property
     def total(self) -> Decimal:
-        return sum((line.total for line in self.lines), ZERO)
+        return total(line.total for line in self.lines)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -213,7 +213,7 @@ def apply_balances(
                 if _applies(item, project.products[lines[i].product_id])
                 and segment.starting_at <= lines[i].starting_at < segment.ending_before
             ]
-            due = sum((owed[i] for i in payable), ZERO)
+            due = total(owed[i] for i in payable)
             span = (max(segment.starting_at, invoice.start), min(segment.ending_before, invoice.end))
             if item.type is ir.CommitType.POSTPAID:  # net usage counts: it may go down
                 balance[key] -= due
@@ -296,10 +296,8 @@ class InvoiceRun:
         return len({inv.customer_id for inv in self.invoices})
 
     def totals(self) -> dict[str, Decimal]:
-        totals: dict[str, Decimal] = {}
-        for inv in self.invoices:
-            totals[inv.currency] = totals.get(inv.currency, ZERO) + inv.total
-        return dict(sorted(totals.items()))
+        currencies = sorted({inv.currency for inv in self.invoices})
+        return {c: total(inv.total for inv in self.invoices if inv.currency == c) for c in currencies}
 
     def report(self) -> dict[str, object]:
         """run.json: the run, the ledger, unpriced usage, totals and the spec's content hash."""
@@ -374,99 +372,113 @@ def build_invoices(
 ) -> InvoiceRun:
     """`progress(done, total)` is called as the usage products are rated and then as each
     invoiced period's invoice is assembled; `opening` gives what was left of commits and credits
-    after an earlier run (default: their full amounts)."""
-    timezone = ZoneInfo(project.manifest.timezone)
-    rounding = project.manifest.rounding.value
-    periods = calendar.periods()
-    billing_of = products_billing(project, sorted({c for c, _ in periods}))
-    billed = {c: frozenset(p.id for ps in billing.values() for p in ps) for c, billing in billing_of.items()}
-    # progress: the usage products rated, then the periods' invoices assembled
-    products_done = None if progress is None else (lambda done, total: progress(done, total + len(periods)))
-    usage = rate_usage(project, calendar, rated, billed, rounding, products_done)
-    # metrics that some invoiced contract bills with no product: their usage is reported unpriced
-    unbilled = {
-        m.id: metric_usage(rated, m)
-        for m in project.metrics.values()
-        if any(m.id not in billing for billing in billing_of.values())
-    }
-    invoices: list[Invoice] = []
-    unpriced: list[Unpriced] = usage.unpriced
-    for done, (contract_id, period) in enumerate(periods, 1):
-        contract = project.contracts[contract_id]
-        billing = billing_of[contract_id]
-        lines: list[Line] = list(usage.lines.get((contract_id, period[0]), ()))
-        for metric_id, quantities in sorted(unbilled.items()):
-            quantity = quantities.get((contract_id, period[0]))
-            if metric_id not in billing and quantity is not None:
-                reason = "no product on the contract bills this metric"
-                item = Unpriced(
-                    contract.customer.id, contract_id, None, metric_id, *period, (), quantity, reason
+    after an earlier run (default: their full amounts). All of it in 60-digit arithmetic
+    (`ARITHMETIC`), as amounts are computed: sums and balances in the default context kept 28
+    digits."""
+    with localcontext(ARITHMETIC):
+        timezone = ZoneInfo(project.manifest.timezone)
+        rounding = project.manifest.rounding.value
+        periods = calendar.periods()
+        billing_of = products_billing(project, sorted({c for c, _ in periods}))
+        billed = {
+            c: frozenset(p.id for ps in billing.values() for p in ps) for c, billing in billing_of.items()
+        }
+        # progress: the usage products rated, then the periods' invoices assembled
+        products_done = (
+            None if progress is None else (lambda done, total: progress(done, total + len(periods)))
+        )
+        usage = rate_usage(project, calendar, rated, billed, rounding, products_done)
+        # metrics that some invoiced contract bills with no product: their usage is reported unpriced
+        unbilled = {
+            m.id: metric_usage(rated, m)
+            for m in project.metrics.values()
+            if any(m.id not in billing for billing in billing_of.values())
+        }
+        invoices: list[Invoice] = []
+        unpriced: list[Unpriced] = usage.unpriced
+        for done, (contract_id, period) in enumerate(periods, 1):
+            contract = project.contracts[contract_id]
+            billing = billing_of[contract_id]
+            lines: list[Line] = list(usage.lines.get((contract_id, period[0]), ()))
+            for metric_id, quantities in sorted(unbilled.items()):
+                quantity = quantities.get((contract_id, period[0]))
+                if metric_id not in billing and quantity is not None:
+                    reason = "no product on the contract bills this metric"
+                    item = Unpriced(
+                        contract.customer.id, contract_id, None, metric_id, *period, (), quantity, reason
+                    )
+                    unpriced.append(item)
+            lines += subscription_lines(project, contract, period, rounding)
+            lines += composite_lines(project, contract, period, lines, rounding)
+            if skip_zero:
+                lines = [line for line in lines if line.quantity != 0 or line.total != 0]
+            card = project.rate_cards[contract.rate_card.id]
+            invoices.append(
+                Invoice(
+                    invoice_id(contract, period[0], timezone),
+                    contract.customer.id,
+                    contract_id,
+                    "USAGE",
+                    "FINALIZED" if period[1] <= as_of else "DRAFT",
+                    card.currency,
+                    *period,
+                    _sorted(lines),
+                    project.spec_hash,
                 )
-                unpriced.append(item)
-        lines += subscription_lines(project, contract, period, rounding)
-        lines += composite_lines(project, contract, period, lines, rounding)
-        if skip_zero:
-            lines = [line for line in lines if line.quantity != 0 or line.total != 0]
-        card = project.rate_cards[contract.rate_card.id]
-        invoices.append(
-            Invoice(
-                invoice_id(contract, period[0], timezone),
-                contract.customer.id,
-                contract_id,
-                "USAGE",
-                "FINALIZED" if period[1] <= as_of else "DRAFT",
-                card.currency,
-                *period,
-                _sorted(lines),
-                project.spec_hash,
+            )
+            if progress is not None:
+                progress(usage.products + done, usage.products + len(periods))
+        of_contract: dict[str, list[Invoice]] = {}
+        for usage_invoice in invoices:  # in period order per contract: calendar.periods() is sorted
+            of_contract.setdefault(usage_invoice.contract_id, []).append(usage_invoice)
+        final: list[Invoice] = []
+        balance: dict[BalanceKey, Decimal] = {}
+        for contract in sorted(project.contracts.values(), key=lambda c: c.id):
+            own = of_contract.get(contract.id, [])
+            for key, _, segment in balance_keys(contract):
+                balance[key] = (opening or {}).get(key, segment.amount)
+            if contract.commits or contract.credits:
+                drawn = apply_balances(project, contract, own, rounding, balance)
+                own = [replace(i, lines=_sorted(i.lines)) for i in drawn]
+            final += own
+            scheduled: dict[datetime, list[Line]] = {}
+            for at, line in _scheduled(project, contract, calendar.start, calendar.end, rounding):
+                scheduled.setdefault(at, []).append(line)
+            card = project.rate_cards[contract.rate_card.id]
+            final += [
+                Invoice(
+                    invoice_id(contract, at, timezone, "-scheduled"),
+                    contract.customer.id,
+                    contract.id,
+                    "SCHEDULED",
+                    "FINALIZED" if at <= as_of else "DRAFT",
+                    card.currency,
+                    at,
+                    at,
+                    _sorted(lines),
+                    project.spec_hash,
+                )
+                for at, lines in sorted(scheduled.items())
+            ]
+        final.sort(key=lambda i: (i.customer_id, i.start, i.contract_id, i.type))
+        unpriced.sort(
+            key=lambda u: (
+                u.customer_id,
+                u.contract_id,
+                u.starting_at,
+                u.metric_id,
+                u.product_id or "",
+                u.group_values,
             )
         )
-        if progress is not None:
-            progress(usage.products + done, usage.products + len(periods))
-    of_contract: dict[str, list[Invoice]] = {}
-    for usage_invoice in invoices:  # in period order per contract: calendar.periods() is sorted
-        of_contract.setdefault(usage_invoice.contract_id, []).append(usage_invoice)
-    final: list[Invoice] = []
-    balance: dict[BalanceKey, Decimal] = {}
-    for contract in sorted(project.contracts.values(), key=lambda c: c.id):
-        own = of_contract.get(contract.id, [])
-        for key, _, segment in balance_keys(contract):
-            balance[key] = (opening or {}).get(key, segment.amount)
-        if contract.commits or contract.credits:
-            drawn = apply_balances(project, contract, own, rounding, balance)
-            own = [replace(i, lines=_sorted(i.lines)) for i in drawn]
-        final += own
-        scheduled: dict[datetime, list[Line]] = {}
-        for at, line in _scheduled(project, contract, calendar.start, calendar.end, rounding):
-            scheduled.setdefault(at, []).append(line)
-        card = project.rate_cards[contract.rate_card.id]
-        final += [
-            Invoice(
-                invoice_id(contract, at, timezone, "-scheduled"),
-                contract.customer.id,
-                contract.id,
-                "SCHEDULED",
-                "FINALIZED" if at <= as_of else "DRAFT",
-                card.currency,
-                at,
-                at,
-                _sorted(lines),
-                project.spec_hash,
-            )
-            for at, lines in sorted(scheduled.items())
-        ]
-    final.sort(key=lambda i: (i.customer_id, i.start, i.contract_id, i.type))
-    unpriced.sort(
-        key=lambda u: (
-            u.customer_id,
-            u.contract_id,
-            u.starting_at,
-            u.metric_id,
-            u.product_id or "",
-            u.group_values,
+        closing = tuple(sorted(balance.items()))
+        return InvoiceRun(
+            tuple(final),
+            tuple(unpriced),
+            ledger,
+            project.spec_hash,
+            calendar.start,
+            calendar.end,
+            as_of,
+            closing,
         )
-    )
-    closing = tuple(sorted(balance.items()))
-    return InvoiceRun(
-        tuple(final), tuple(unpriced), ledger, project.spec_hash, calendar.start, calendar.end, as_of, closing
-    )

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.periods import Period, schedule_periods
-from pricing.money import ARITHMETIC, round_to
+from pricing.money import ARITHMETIC, round_to, total
 
 Values = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 Multipliers = tuple[tuple[Decimal | None, Decimal], ...]  # (size, multiplier) tiers, last unbounded
@@ -454,7 +454,7 @@ def composite_lines(
                 and segment[0] <= line.starting_at < segment[1]
                 and not (product.exclude_free_usage and line.unit_price == 0)
             ]
-            base = sum((line.total for line in base_lines), ZERO)
+            base = total(line.total for line in base_lines)
             priced = charge(found.price, found.multipliers, ZERO, base)
             lines.append(
                 Line(

@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_decimal
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
@@ -44,6 +44,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from pricing.compiler.link import Project
 from pricing.files import write_bytes_atomic, write_text_atomic
+from pricing.money import ARITHMETIC, as_money, total
 from pricing.render import FORMATS
 from pricing.schemas import check_run_file
 
@@ -131,10 +132,7 @@ class Formatter:
     timezone: ZoneInfo
 
     def money(self, minor: Decimal) -> str:
-        """An amount in minor units (cents) as money: 525 USD → $5.25, 525 EUR (de) → 5,25 €.
-        Fractional minor units (unit prices) keep their digits."""
-        major = minor.scaleb(-get_currency_precision(self.currency))
-        return format_currency(major, self.currency, locale=self.locale, decimal_quantization=False)
+        return as_money(minor, self.currency, self.locale)
 
     def number(self, value: Decimal) -> str:
         return format_decimal(value, locale=self.locale, decimal_quantization=False)
@@ -196,55 +194,58 @@ def _line(line: Mapping[str, Any], invoice_period: tuple[str, str], fmt: Formatt
 
 
 def document(invoice: Mapping[str, Any], project: Project, as_of: datetime) -> Document:
-    """What the templates see of one invoice (a dict as in invoices.jsonl)."""
-    manifest = project.manifest
-    customer = project.customers.get(invoice["customer_id"])
-    locale_name = (customer.locale if customer else None) or DEFAULT_LOCALE
-    try:
-        locale = Locale.parse(locale_name)
-    except (UnknownLocaleError, ValueError):
-        locale = Locale.parse(DEFAULT_LOCALE)
-    fmt = Formatter(locale, invoice["currency"], ZoneInfo(manifest.timezone))
-    period = (invoice["start_timestamp"], invoice["end_timestamp"])
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    applied = [line for line in invoice["line_items"] if line["type"] == "applied"]
-    for line in invoice["line_items"]:
-        if line["type"] != "applied":
-            groups.setdefault((line["product_id"], line["name"]), []).append(line)
-    seller = manifest.seller
-    return Document(
-        id=invoice["id"],
-        type=invoice["type"],
-        status=invoice["status"],
-        draft=invoice["status"] == "DRAFT",
-        currency=invoice["currency"],
-        locale=str(locale).replace("_", "-"),
-        contract_id=invoice["contract_id"],
-        period=fmt.period(_instant(period[0]), _instant(period[1])),
-        issued=fmt.day(as_of),
-        timezone=manifest.timezone,
-        seller=_party(seller.name or manifest.name, seller.email, seller.address, seller.tax_id)
-        if seller
-        else _party(manifest.name, None, None),
-        customer=_party(customer.name, customer.email, customer.address)
-        if customer
-        else _party(invoice["customer_id"], None, None),
-        charges=tuple(
-            Group(
-                product_id,
-                name,
-                fmt.money(sum((Decimal(li["total"]) for li in lines), Decimal(0))),
-                tuple(_line(li, period, fmt) for li in lines),
-            )
-            for (product_id, name), lines in groups.items()
-        ),
-        adjustments=tuple(_line(li, period, fmt) for li in applied),
-        subtotal=fmt.money(Decimal(invoice["subtotal"])),
-        applied=fmt.money(sum((Decimal(li["total"]) for li in applied), Decimal(0))),
-        total=fmt.money(Decimal(invoice["total"])),
-        amount=invoice["total"],
-        spec_hash=invoice["spec_hash"],
-    )
+    """What the templates see of one invoice (a dict as in invoices.jsonl), worked out
+    in 60-digit arithmetic, as amounts are computed: Babel rounds a number to its context's
+    digits, and the default 28 failed on a 36-digit total."""
+    with localcontext(ARITHMETIC):
+        manifest = project.manifest
+        customer = project.customers.get(invoice["customer_id"])
+        locale_name = (customer.locale if customer else None) or DEFAULT_LOCALE
+        try:
+            locale = Locale.parse(locale_name)
+        except (UnknownLocaleError, ValueError):
+            locale = Locale.parse(DEFAULT_LOCALE)
+        fmt = Formatter(locale, invoice["currency"], ZoneInfo(manifest.timezone))
+        period = (invoice["start_timestamp"], invoice["end_timestamp"])
+        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        applied = [line for line in invoice["line_items"] if line["type"] == "applied"]
+        for line in invoice["line_items"]:
+            if line["type"] != "applied":
+                groups.setdefault((line["product_id"], line["name"]), []).append(line)
+        seller = manifest.seller
+        return Document(
+            id=invoice["id"],
+            type=invoice["type"],
+            status=invoice["status"],
+            draft=invoice["status"] == "DRAFT",
+            currency=invoice["currency"],
+            locale=str(locale).replace("_", "-"),
+            contract_id=invoice["contract_id"],
+            period=fmt.period(_instant(period[0]), _instant(period[1])),
+            issued=fmt.day(as_of),
+            timezone=manifest.timezone,
+            seller=_party(seller.name or manifest.name, seller.email, seller.address, seller.tax_id)
+            if seller
+            else _party(manifest.name, None, None),
+            customer=_party(customer.name, customer.email, customer.address)
+            if customer
+            else _party(invoice["customer_id"], None, None),
+            charges=tuple(
+                Group(
+                    product_id,
+                    name,
+                    fmt.money(total(Decimal(li["total"]) for li in lines)),
+                    tuple(_line(li, period, fmt) for li in lines),
+                )
+                for (product_id, name), lines in groups.items()
+            ),
+            adjustments=tuple(_line(li, period, fmt) for li in applied),
+            subtotal=fmt.money(Decimal(invoice["subtotal"])),
+            applied=fmt.money(total(Decimal(li["total"]) for li in applied)),
+            total=fmt.money(Decimal(invoice["total"])),
+            amount=invoice["total"],
+            spec_hash=invoice["spec_hash"],
+        )
 
 
 # --- the Jinja environment --------------------------------------------------------------------
