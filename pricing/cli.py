@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from pricing import api
 from pricing.compiler.build import parse_instant
@@ -156,8 +157,8 @@ def _ledger_table(ledger: Ledger) -> Table:
     table.add_column("rows", justify="right")
     for bucket, rows in ledger.buckets.items():
         table.add_row(bucket, str(rows))
-    for example in ledger.invalid:
-        table.add_row(f"  invalid: {example.reason}", f"{example.file}:{example.row}")
+    for example in ledger.invalid:  # (event values and file names as text, not Rich markup)
+        table.add_row(Text(f"  invalid: {example.reason}"), Text(f"{example.file}:{example.row}"))
     return table
 
 
@@ -183,8 +184,8 @@ def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
         ]
         for column in columns:
             table.add_column(column, justify="right" if column == "quantity" else "left")
-        for row in rows:
-            table.add_row(*(row[c] for c in columns))
+        for row in rows:  # (group values as text: `[/]` in one was a Rich markup error)
+            table.add_row(*(Text(row[c]) for c in columns))
         buffer = io.StringIO()
         Console(file=buffer, width=200, force_terminal=False).print(table)
         text = buffer.getvalue()

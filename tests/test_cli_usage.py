@@ -141,6 +141,26 @@ def test_an_output_through_a_link_or_into_a_pipe_keeps_the_link_and_the_pipe(tmp
     assert stat.S_ISCHR(Path("/dev/full").stat().st_mode)
 
 
+def test_values_in_the_tables_are_text_not_markup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user id `[bold]x[/]` was read as Rich markup (its `[/]` a MarkupError traceback), and a
+    file named `x[1].jsonl` lost its `[1]` in the ledger table."""
+    events = tmp_path / "x[1].jsonl"
+    common = {"customer_id": "acme", "event_type": "language_model", "timestamp": "2026-03-02T10:00:00Z"}
+    small = {"model": "nimbus-small", "user_id": "[bold]x[/]", "total_tokens": 5}
+    events.write_text(
+        json.dumps({"transaction_id": "1", **common, "properties": small})
+        + "\n"
+        + json.dumps({"transaction_id": "2", **common, "properties": {**small, "total_tokens": "[5]"}})
+        + "\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("usage", SPECS, "--events", "x[1].jsonl", *MARCH)
+    assert code == 0, err
+    assert '{"user_id":"[bold]x[/]"}' in out
+    message = "invalid: property 'total_tokens' is not a number: '[5]' (metric 'nimbus_small_tokens')"
+    assert re.search(rf"{re.escape(message)}\s*│ x\[1\]\.jsonl:2 ", err)
+
+
 def test_explain_names_the_strategy_and_predicates() -> None:
     code, out, _ = run("explain", SPECS, "--events", EVENTS, *MARCH)
     assert code == 0
