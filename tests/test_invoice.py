@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 import pricing
 from pricing.cli import main
@@ -89,6 +89,13 @@ def run(
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     start, end = options.pop("period", MARCH)
     return compile(pricing.load(root)).invoice([str(path)], start, end, **options)
+
+
+def invoice_command(root: Path, tmp_path: Path, *options: str) -> Result:
+    """`pricing invoice` of March on tmp_path/events.jsonl, into tmp_path/out."""
+    events = str(tmp_path / "events.jsonl")
+    args = ["invoice", str(root), "--events", events, "--period", "2026-03", "--out", str(tmp_path / "out")]
+    return CliRunner().invoke(main, [*args, *options])
 
 
 def usage_invoice(result: InvoiceRun) -> dict[str, Any]:
@@ -475,21 +482,7 @@ def test_totals_of_36_digits_are_exact_and_render(tmp_path: Path) -> None:
     exact = "999999999990000000000000000020000000"
     assert [line["total"] for line in invoice["line_items"] if line["product_id"] == "units"] == [exact]
     assert (invoice["subtotal"], invoice["total"], text(result.totals()["USD"])) == (exact, exact, exact)
-    code = CliRunner().invoke(
-        main,
-        [
-            "invoice",
-            str(tmp_path / "spec"),
-            "--events",
-            str(tmp_path / "events.jsonl"),
-            "--period",
-            "2026-03",
-            "--out",
-            str(tmp_path / "out"),
-            "--render",
-            "txt",
-        ],
-    )
+    code = invoice_command(tmp_path / "spec", tmp_path, "--render", "txt")
     assert code.exit_code == 0, code.output
     assert "$9,999,999,999,900,000,000,000,000,000,200,000.00" in code.stdout
     (document,) = (tmp_path / "out" / "txt").iterdir()
@@ -518,17 +511,7 @@ def test_a_converted_quantity_too_large_to_hold_stops_the_run(tmp_path: Path) ->
         )
         + "\n"
     )
-    args = [
-        "invoice",
-        str(root),
-        "--events",
-        str(tmp_path / "events.jsonl"),
-        "--period",
-        "2026-03",
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    result = CliRunner().invoke(main, args)
+    result = invoice_command(root, tmp_path)
     assert (result.exit_code, result.stderr.startswith("Error: " + message)) == (1, True), result.stderr
     assert not (tmp_path / "out" / "invoices.jsonl").exists()
 
