@@ -68,8 +68,8 @@ class Lines:
     def line(self, file: str, number: int) -> str | None:
         if file not in self._cache:
             try:
-                text = (self.root / file).read_text("utf-8-sig")
-            except (OSError, UnicodeDecodeError):
+                text = (self.root / file).read_text("utf-8-sig", errors="replace")  # (E101 shows where)
+            except OSError:
                 text = ""
             self._cache[file] = text.splitlines()
         lines = self._cache[file]

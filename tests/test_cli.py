@@ -55,6 +55,25 @@ def test_a_long_line_is_shown_around_the_error(tmp_path: Path) -> None:
     ]
 
 
+def test_bytes_a_spec_file_may_not_hold_are_located(tmp_path: Path) -> None:
+    """A Latin-1 byte and a NUL character were reported at 1:1 (and the NUL's place as a
+    "position" in the message): each is at its line and column, shown with its line."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Bytes\n")
+    (tmp_path / "latin.yaml").write_bytes("customers:\n  café: {}\n".encode("latin-1"))
+    (tmp_path / "nul.yaml").write_text("customers:\n  ok: {}\n  nul\x00: {}\n")
+    code, output = run("check", str(tmp_path))
+    assert code == 1
+    assert output.splitlines()[:6] == [
+        f"{tmp_path.as_posix()}/latin.yaml:2:6: error[E101]: not UTF-8 text: invalid continuation byte",
+        " 2 |   caf\ufffd: {}",
+        "   |      ^",
+        f"{tmp_path.as_posix()}/nul.yaml:3:6: error[E101]: YAML syntax error: unacceptable character #x0000: "
+        "control characters are not allowed",
+        " 3 |   nul\x00: {}",
+        "   |      ^",
+    ]
+
+
 def test_warnings_only_exit_0() -> None:
     code, output = run("check", str(CASES / "check" / "unused_metric"))
     assert code == 0

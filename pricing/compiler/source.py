@@ -277,7 +277,12 @@ def parse_yaml(file: str, text: str) -> tuple[Document, list[Diagnostic]]:
         context = f" ({exc.context})" if exc.context and exc.problem else ""
         message = f"YAML syntax error: {problem}{context}"
         return empty, [error("E101", message, Span.point(file, line, column))]
-    except yaml.YAMLError as exc:  # reader errors: control characters and the like
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: where it is
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
+        message = f"YAML syntax error: unacceptable character #x{exc.character:04x}: {exc.reason}"
+        return empty, [error("E101", message, Span(file, line, column, line, column + 1))]
+    except yaml.YAMLError as exc:
         return empty, [error("E101", f"YAML syntax error: {exc}", Span.point(file))]
     if not nodes:
         return empty, []
@@ -351,6 +356,14 @@ def _compose_all(text: str) -> Iterator[Node]:
         loader.dispose()
 
 
+def _byte_at(file: str, raw: bytes, offset: int) -> Span:
+    """Where the byte at `offset` is: its line, and its column counted in the characters before
+    it on that line (as an editor shows them, undecodable ones one each)."""
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[line_start:offset].decode("utf-8-sig" if line_start == 0 else "utf-8", "replace")) + 1
+    return Span(file, raw.count(b"\n", 0, offset) + 1, column, raw.count(b"\n", 0, offset) + 1, column + 1)
+
+
 def spec_files(root: Path) -> list[Path]:
     """The YAML files of a project, manifest excluded, in path order (templates/ skipped)."""
     found = []
@@ -375,7 +388,7 @@ def read_sources(root: Path) -> tuple[Sources, list[Diagnostic]]:
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            diagnostics.append(error("E101", f"not UTF-8 text: {exc.reason}", Span.point(rel)))
+            diagnostics.append(error("E101", f"not UTF-8 text: {exc.reason}", _byte_at(rel, raw, exc.start)))
             return None
         document, problems = parse_yaml(rel, text)
         diagnostics.extend(problems)
