@@ -426,6 +426,30 @@ def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_records_ending_at_a_carriage_return_alone(tmp_path: Path) -> None:
+    """Excel's "CSV (Macintosh)" ends records with a carriage return alone: Polars' reader read
+    the file as one header line, and the run had no rows at all (nothing in the ledger). It is
+    read record by record: 3 calls (costs 5 and 7, and one whose cost is not a number)."""
+    at = "2026-03-02T00:00:00Z"
+    rows = [
+        "transaction_id,customer_id,event_type,timestamp,properties.cost",
+        f"c1,acme,call,{at},5",
+        f"c2,acme,call,{at},x",
+        f"c3,acme,call,{at},7",
+    ]
+    (tmp_path / "mac.csv").write_text("\r".join(rows) + "\r", newline="")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "mac.csv")], *MARCH)
+    assert metric_table(result) == {
+        ("calls", "[]"): Decimal(2),
+        ("cost", "[]"): Decimal(12),
+        ("users", "[]"): Decimal(0),  # (a UNIQUE with no value: 0)
+    }
+    assert (result.ledger.rows, result.ledger.buckets["rated"]) == (3, 2)
+    assert [(i.reason, i.row) for i in result.ledger.invalid] == [
+        ("property 'cost' is not a number: 'x' (metric 'cost')", 2)
+    ]
+
+
 def test_a_broken_csv_row_is_an_invalid_row_not_a_failed_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -338,6 +338,11 @@ def _mark(file: EventFile, rows: int | None) -> bool:
     return True
 
 
+def read_alone(file: EventFile) -> None:
+    """Read a text file line by line or record by record from now on."""
+    _remember(file, None)
+
+
 def _remember(file: EventFile, patch: Patch | None) -> None:
     """How the runs read a text file from now on: patched, or else line by line or record by
     record."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import polars as pl
 from polars._typing import PolarsDataType as DType
 
-from pricing.engine.repair import Patch, patch_of, record_by_record, unread
+from pricing.engine.repair import Patch, patch_of, read_alone, record_by_record, unread
 from pricing.engine.sources import (
     FIELDS,
     READ_ERRORS,
@@ -234,7 +234,13 @@ def _columns(file: EventFile, properties: Sequence[str]) -> pl.Schema | None:
         return pl.Schema()
     try:
         if file.format == "csv":
-            return scan_csv([file.path]).collect_schema()
+            header = scan_csv([file.path]).collect_schema()
+            if not any("\r" in name for name in header):
+                return header
+            # Records that end at a carriage return alone (Excel's "CSV (Macintosh)"): Polars'
+            # reader reads the file as one header line, and none of its rows (nor a word)
+            read_alone(file)
+            return None
         available = scan_parquet([file.path]).collect_schema()
     except READ_ERRORS as exc:
         reason = str(exc).strip().splitlines()[0]
