@@ -89,21 +89,31 @@ def test_billion_laughs_is_refused() -> None:
     assert problems[0].message == f"the document expands to more than {MAX_NODES} nodes through aliases"
 
 
-def test_deep_nesting_is_refused_where_it_is_deepest() -> None:
-    """30,000 levels crashed the process in libyaml's composer (a segmentation fault); 600
-    overflowed Python's stack converting the nodes, reported at line 1. Flow collections and
-    compact block sequences alike are measured first and located at their deepest level."""
-    for text, levels, where in [  # (the document's mapping is a level, as is b's)
-        ("a: " + "[" * 30_000 + "]" * 30_000 + "\n", 30_001, (1, 30_003)),
-        ("a: " + "{b: " * 30_000 + "1" + "}" * 30_000 + "\n", 30_001, (1, 120_000)),
-        ("a:\n" + "- " * 30_000 + "x\n", 30_001, (2, 59_999)),
-        ("a:\n  b: " + "[" * 600 + "]" * 600 + "\n", 602, (2, 605)),
+def test_deep_nesting_is_refused_where_it_gets_too_deep() -> None:
+    """30,000 levels crashed the process in libyaml 0.2.5's composer (a segmentation fault; 0.2.6
+    stops at 1,000 levels itself); 600 overflowed Python's stack converting the nodes, reported
+    at line 1. Flow collections and compact block sequences alike are refused where they pass
+    1,000 levels (the document's mapping is a level, as is b's), with either libyaml."""
+    too_deep = "the document is nested more than 1000 levels deep"
+    for text, message, where in [
+        ("a: " + "[" * 30_000 + "]" * 30_000 + "\n", too_deep, (1, 1_003)),  # the 1,000th [
+        ("a: " + "{b: " * 30_000 + "1" + "}" * 30_000 + "\n", too_deep, (1, 4_000)),
+        ("a:\n" + "- " * 30_000 + "x\n", too_deep, (2, 1_999)),
+        ("a: " + "[" * 2_000 + "]" * 2_000 + "\n", too_deep, (1, 1_003)),  # (not measured first)
+        (
+            "a:\n  b: " + "[" * 600 + "]" * 600 + "\n",
+            "the document is nested too deeply: 602 levels here",
+            (2, 605),
+        ),
     ]:
         doc, problems = parse_yaml("f.yaml", text)
         assert doc.data == {}
         (problem,) = problems
-        assert problem.message == f"the document is nested too deeply: {levels} levels here"
-        assert (problem.code, problem.span.line, problem.span.column) == ("E104", *where)
+        assert (problem.code, problem.message, problem.span.line, problem.span.column) == (
+            "E104",
+            message,
+            *where,
+        )
     assert parse_yaml("f.yaml", "a: " + "[" * 400 + "]" * 400 + "\n")[1] == []
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.cyaml import CParser  # type: ignore[attr-defined]
@@ -31,7 +31,8 @@ MAX_NODES = 1_000_000
 # libyaml's composer recurses on the C stack: 20,000 levels it takes, 30,000 crashed the
 # process (a segmentation fault). A file that may nest deeper than this is measured first.
 _SAFE_DEPTH = 10_000
-MAX_DEPTH = 1_000  # (and converting the nodes, which recurses in Python, stops at 500 or so)
+MAX_DEPTH = 1_000  # libyaml 0.2.6's own limit, so that its versions say the same
+_LIBYAML_DEPTH = "exceeded maximum nesting depth"  # (its error's problem)
 
 _YAML = "tag:yaml.org,2002:"
 _PLAIN = "!plain"  # the tag our resolver gives an untagged plain scalar
@@ -271,8 +272,9 @@ def parse_yaml(file: str, text: str) -> tuple[Document, list[Diagnostic]]:
     try:
         nodes = list(_compose_all(text))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if _LIBYAML_DEPTH in (exc.problem or ""):
+            return empty, [_too_deep(file, (MAX_DEPTH + 1, *_place(exc.problem_mark)))]
+        line, column = _place(exc.problem_mark or exc.context_mark)
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
         message = f"YAML syntax error: {problem}{context}"
@@ -316,21 +318,25 @@ def _may_nest(text: str, depth: int) -> bool:
 
 
 def _deepest(text: str) -> tuple[int, int, int]:
-    """How deep a document nests, and the line and column (from 1) of the first collection that
-    deep, from libyaml's parser, which does not recurse. (0, 1, 1) for a broken document: the
+    """How deep a document nests, as far as MAX_DEPTH + 1, and where (line and column, from 1)
+    it first gets that deep, from libyaml's parser, which does not recurse; libyaml 0.2.6 stops
+    past MAX_DEPTH levels itself, with an error there. (0, 1, 1) for a broken document: the
     composer finds the same error, and says where."""
     parser = CParser(text)
     deepest = (0, 1, 1)
     try:
         depth = 0
-        while parser.check_event():
+        while deepest[0] <= MAX_DEPTH and parser.check_event():
             event = parser.get_event()
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
-                if depth > deepest[0] and (mark := event.start_mark) is not None:
-                    deepest = (depth, mark.line + 1, mark.column + 1)
+                if depth > deepest[0]:
+                    deepest = (depth, *_place(event.start_mark))
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        if _LIBYAML_DEPTH in (exc.problem or ""):
+            deepest = (MAX_DEPTH + 1, *_place(exc.problem_mark))
     except yaml.YAMLError:
         pass
     finally:
@@ -338,11 +344,22 @@ def _deepest(text: str) -> tuple[int, int, int]:
     return deepest
 
 
+class _Mark(Protocol):  # (the C parser's marks and PyYAML's)
+    line: int
+    column: int
+
+
+def _place(mark: _Mark | None) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
 def _too_deep(file: str, deepest: tuple[int, int, int]) -> Diagnostic:
     depth, line, column = deepest
-    return error(
-        "E104", f"the document is nested too deeply: {depth} levels here", Span.point(file, line, column)
-    )
+    if depth > MAX_DEPTH:
+        message = f"the document is nested more than {MAX_DEPTH} levels deep"
+    else:  # (converting the nodes recurses in Python: it stops at 500 levels or so)
+        message = f"the document is nested too deeply: {depth} levels here"
+    return error("E104", message, Span.point(file, line, column))
 
 
 def _compose_all(text: str) -> Iterator[Node]:
