@@ -426,6 +426,35 @@ def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("strategy", [PRE_AGGREGATED, PER_METRIC])
+def test_usage_that_adds_up_past_what_quantities_hold_says_so(tmp_path: Path, strategy: str) -> None:
+    """Two costs of 9 × 10^19 add up to 1.8 × 10^20, past Decimal(38, 18): the run stops with
+    what happened, not "could not read the events" and Polars' words for the overflow."""
+    at = "2026-03-02T00:00:00Z"
+    events = tmp_path / "big.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "transaction_id": t,
+                    "customer_id": "acme",
+                    "event_type": "call",
+                    "timestamp": at,
+                    "properties": {"cost": "90000000000000000000"},
+                }
+            )
+            + "\n"
+            for t in ("b1", "b2")
+        )
+    )
+    message = (
+        f"the usage in {events.as_posix()} adds up to 10^20 or more, more than quantities can hold"
+        " (38 digits, 18 after the point)"
+    )
+    with pytest.raises(EventReadError, match=f"^{re.escape(message)}$"):
+        compile(pricing.load(CASE)).usage([str(events)], *MARCH, strategy=strategy)
+
+
 def test_csv_records_ending_at_a_carriage_return_alone(tmp_path: Path) -> None:
     """Excel's "CSV (Macintosh)" ends records with a carriage return alone: Polars' reader read
     the file as one header line, and the run had no rows at all (nothing in the ledger). It is

@@ -38,7 +38,7 @@ import polars as pl
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar
-from pricing.engine.meter import QUANTITY, SCALE, aggregate
+from pricing.engine.meter import QUANTITY, QUANTITY_LIMITS, SCALE, aggregate
 from pricing.engine.periods import Period
 from pricing.engine.rate import (
     Charge,
@@ -209,7 +209,7 @@ class _ProductRating:
             reason = str(exc).strip().splitlines()[0]
             raise RatingError(
                 f"product '{self.product.id}': a converted quantity reaches 10^20, more than"
-                f" quantities can hold (38 digits, 18 after the point): {reason}"
+                f" {QUANTITY_LIMITS}: {reason}"
             ) from exc
         self._unpriced(rows.filter(pl.col("_term").is_null()), values, into)
         # 4. tiers: the quantity used before each line in its period and group, then its pieces

@@ -79,6 +79,7 @@ T = TypeVar("T")
 
 SCALE = 18  # decimal places kept for event quantities: exact for every value written with fewer
 QUANTITY = pl.Decimal(38, SCALE)
+QUANTITY_LIMITS = "quantities can hold (38 digits, 18 after the point)"  # (in messages)
 BUCKETS = ("rated", "duplicate", "unknown_customer", "no_contract", "unmatched", "outside_run", "invalid")
 INVALID_EXAMPLES = 5  # rows shown per invalid reason
 WINDOWS = {"HOUR": "1h", "DAY": "1d", "PERIOD": None}
@@ -840,6 +841,9 @@ def collect_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
             raise
         paths = ", ".join(f.path.as_posix() for f in plan.files)
         reason = str(exc).strip().splitlines()[0]
+        if "overflow in decimal" in reason:  # (a sum past Decimal(38, 18))
+            message = f"the usage in {paths} adds up to 10^20 or more, more than {QUANTITY_LIMITS}"
+            raise EventReadError(message) from exc
         raise EventReadError(f"could not read the events ({paths}): {reason}") from exc
     counted = pre.filter(pl.col("_bucket").is_not_null())  # (PER_METRIC: not the metrics' groups)
     counts = dict(counted.group_by("_bucket").agg(pl.col("_n").sum()).iter_rows())
