@@ -489,6 +489,19 @@ def test_totals_of_36_digits_are_exact_and_render(tmp_path: Path) -> None:
     assert "Total USD $9,999,999,999,900,000,000,000,000,000,200,000.00" in document.read_text()
 
 
+def test_a_period_whose_usage_adds_up_past_what_quantities_hold_stops_the_run(tmp_path: Path) -> None:
+    """9 × 10^19 units before a rate change on March 15 and as many after: each segment holds,
+    but the second's tiers count from 1.8 × 10^20 used in the period (a Polars traceback)."""
+    spec = contract(
+        "      - {product: units, starting_at: 2026-01-01, ending_before: 2026-03-15, rate_type: TIERED, tiers: [{size: 10, price: 2}, {price: 1}]}\n"
+        "      - {product: units, starting_at: 2026-03-15, rate_type: TIERED, tiers: [{size: 10, price: 2}, {price: 1}]}"
+    )
+    big = {"event_type": "unit", "properties": {"region": "us", "n": "90000000000000000000"}}
+    message = "product 'units': its usage in a period reaches 10^20, more than quantities can hold (38 digits, 18 after the point)"
+    with pytest.raises(RatingError, match=f"^{re.escape(message)}$"):
+        run(tmp_path, spec, [big, {**big, "timestamp": "2026-03-20T12:00:00Z"}])
+
+
 def test_a_converted_quantity_too_large_to_hold_stops_the_run(tmp_path: Path) -> None:
     """10^12 tokens × 10^9 = 10^21 units: beyond Decimal(38, 18), so no invoice, and no traceback
     from the command line either."""

@@ -101,7 +101,15 @@ def rate_usage(
         if p.type is ir.ProductType.USAGE and p.billable_metric is not None
     ]
     for done, product in enumerate(products, 1):
-        _ProductRating(project, periods, product, billed).rate(rated, intervals, rounding, rating)
+        try:
+            _ProductRating(project, periods, product, billed).rate(rated, intervals, rounding, rating)
+        except pl.exceptions.ComputeError as exc:  # a segment's or period's usage past Decimal(38, 18)
+            if "overflow" not in str(exc):
+                raise
+            message = (
+                f"product '{product.id}': its usage in a period reaches 10^20, more than {QUANTITY_LIMITS}"
+            )
+            raise RatingError(message) from exc
         rating.products = done
         if rated_products is not None:
             rated_products(done, len(products))
