@@ -455,6 +455,33 @@ def test_usage_that_adds_up_past_what_quantities_hold_says_so(tmp_path: Path, st
         compile(pricing.load(CASE)).usage([str(events)], *MARCH, strategy=strategy)
 
 
+def test_the_ledger_shows_at_most_100_invalid_rows(tmp_path: Path) -> None:
+    """150 costs that are not numbers are 150 reasons (each names its value): the first 100
+    rows are shown, and the bucket counts all 150; 7 rows of one reason show its first 5."""
+    at = "2026-03-02T00:00:00Z"
+    events = tmp_path / "bad.jsonl"
+    rows = [
+        {
+            "transaction_id": f"b{i}",
+            "customer_id": "acme",
+            "event_type": "call",
+            "timestamp": at,
+            "properties": {"cost": f"x{i}"},
+        }
+        for i in range(150)
+    ]
+    events.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ledger = compile(pricing.load(CASE)).usage([str(events)], *MARCH).ledger
+    assert ledger.buckets["invalid"] == 150
+    assert [(i.reason, i.row) for i in ledger.invalid] == [
+        (f"property 'cost' is not a number: 'x{i}' (metric 'cost')", i + 1) for i in range(100)
+    ]
+    same = [{**r, "properties": {"cost": "x"}} for r in rows[:7]]
+    events.write_text("".join(json.dumps(r) + "\n" for r in same))
+    ledger = compile(pricing.load(CASE)).usage([str(events)], *MARCH).ledger
+    assert [i.row for i in ledger.invalid] == [1, 2, 3, 4, 5]
+
+
 def test_csv_records_ending_at_a_carriage_return_alone(tmp_path: Path) -> None:
     """Excel's "CSV (Macintosh)" ends records with a carriage return alone: Polars' reader read
     the file as one header line, and the run had no rows at all (nothing in the ledger). It is
