@@ -374,6 +374,33 @@ def test_parquet_nested_values_and_a_timestamp_column_of_numbers(tmp_path: Path)
     )
 
 
+def test_field_columns_named_in_other_case_are_named_in_the_reason(tmp_path: Path) -> None:
+    """Snowflake exports upper-case column names: each row was invalid as "missing
+    transaction_id", which sent a reader looking at the rows; the reason names the columns."""
+    at = "2026-03-02T00:00:00Z"
+    pl.DataFrame(
+        {
+            "TRANSACTION_ID": ["1", "2"],
+            "CUSTOMER_ID": ["acme"] * 2,
+            "EVENT_TYPE": ["call"] * 2,
+            "TIMESTAMP": [at] * 2,
+        }
+    ).write_parquet(tmp_path / "snow.parquet")
+    (tmp_path / "one.csv").write_text(f"Transaction_Id,customer_id,event_type,timestamp\n1,acme,call,{at}\n")
+    plan = compile(pricing.load(CASE))
+    ledger = plan.usage([str(tmp_path / "snow.parquet")], *MARCH).ledger
+    assert (ledger.rows, ledger.buckets["invalid"]) == (2, 2)
+    assert ledger.invalid[0].reason == (
+        "no transaction_id, customer_id, event_type, timestamp columns: the file has TRANSACTION_ID,"
+        " CUSTOMER_ID, EVENT_TYPE, TIMESTAMP (column names are case-sensitive)"
+    )
+    (row,) = plan.usage([str(tmp_path / "one.csv")], *MARCH).ledger.invalid
+    assert (row.reason, row.row) == (
+        "no transaction_id column: the file has Transaction_Id (column names are case-sensitive)",
+        1,
+    )
+
+
 def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:
     """Older Hive and Impala write text as plain bytes, which Polars reads as Binary: read as
     UTF-8 text, timestamps too, and a value that is not UTF-8 makes its row invalid (the cast

@@ -246,7 +246,8 @@ def _columns(file: EventFile, properties: Sequence[str]) -> pl.Schema | None:
         reason = str(exc).strip().splitlines()[0]
         raise EventReadError(f"could not read {file.path.as_posix()}: {reason}") from exc
     read = {*FIELDS, "properties", *(FLAT + name for name in properties)}
-    return pl.Schema({c: t for c, t in available.items() if c in read})
+    # (and a field's name in other case, to say so: `_table_fields`)
+    return pl.Schema({c: t for c, t in available.items() if c in read or c.lower() in FIELDS})
 
 
 def _merged(batch: pl.Schema, columns: pl.Schema, parquet: bool) -> pl.Schema | None:
@@ -329,6 +330,13 @@ def _table_fields(
     props, prop_types, wrong = _property_columns(available, properties)
     if wrong is not None:
         malformed = pl.coalesce(malformed, pl.lit(wrong))
+    # a field's column named in other case (Snowflake exports TRANSACTION_ID): each row is
+    # missing the field anyway; its reason says why
+    cased = {c.lower(): c for c in available if c.lower() in FIELDS and c.lower() not in available}
+    if cased:
+        wanted, found = ", ".join(cased), ", ".join(cased.values())
+        hint = f"no {wanted} column{'s' if len(cased) > 1 else ''}: the file has {found}"
+        malformed = pl.coalesce(malformed, pl.lit(f"{hint} (column names are case-sensitive)"))
     named: list[tuple[pl.Expr, DType, str]] = [(columns[f], types[f], f) for f in TEXT_FIELDS]
     named += [(props[n], prop_types[n], f"property '{n}'") for n in properties]
     undecoded = [_not_utf8(column, name) for column, dtype, name in named if dtype == pl.Binary]
