@@ -26,7 +26,7 @@ from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
 from pricing.engine.calendar import EARLIEST, LATEST
 from pricing.engine.choices import DEDUPS, ENGINES, STRATEGIES
-from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances
+from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances, unknown_balances
 from pricing.engine.lines import RatingError
 from pricing.engine.meter import USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
@@ -405,6 +405,9 @@ def invoice(
     lo, hi = _run_range(period, start, end, project)
     issued = None if as_of is None else _instant(as_of, project, "--as-of")
     balances = None if opening is None else _balances(opening)
+    for contract_id, kind, index, segment in unknown_balances(project, balances or {}):
+        where = f"contract '{contract_id}' {kind}[{index}] access segment {segment}"
+        click.echo(f"warning: {opening}: {where} is not in {spec}: its balance is not used", err=True)
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),

@@ -166,3 +166,22 @@ def test_opening_balances_come_from_the_previous_run_report(tmp_path: Path) -> N
         assert f"Invalid value for --opening-balances: {bad}: the run report: {problem}" in " ".join(
             err.split()
         )
+
+
+def test_an_opening_balance_of_no_commit_in_the_spec_is_a_warning(tmp_path: Path) -> None:
+    """Balances are keyed by contract and position: one of a contract since removed (or of a
+    commit that moved) was silently not used."""
+    events = str(REPO / "examples" / "nimbus" / "events-2026-q1.jsonl")
+    jan = tmp_path / "jan"
+    assert run("invoice", SPECS, "--events", events, "--period", "2026-01", "--out", str(jan))[0] == 0
+    report = json.loads((jan / "run.json").read_text())
+    report["balances"].append({**report["balances"][0], "contract_id": "gone-2025", "access_segment": 3})
+    (jan / "run.json").write_text(json.dumps(report))
+    args = ["invoice", SPECS, "--events", events, "--period", "2026-02", "--out", str(tmp_path / "feb")]
+    code, _, err = run(*args, "--opening-balances", str(jan / "run.json"))
+    assert code == 0
+    assert (
+        f"warning: {jan / 'run.json'}: contract 'gone-2025' commits[0] access segment 3 is not in {SPECS}:"
+        " its balance is not used"
+    ) in err
+    assert err.count("its balance is not used") == 1  # (the others are acme's and globex's)

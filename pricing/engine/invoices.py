@@ -186,6 +186,14 @@ def balance_keys(contract: ir.Contract) -> Iterator[tuple[BalanceKey, ir.Commit,
                 yield (contract.id, kind, i, s), item, segment
 
 
+def unknown_balances(project: Project, opening: Mapping[BalanceKey, Decimal]) -> list[BalanceKey]:
+    """The opening balances that are no access segment of the project's commits and credits
+    (their contract gone, or a commit or segment removed since the run that left them): a run
+    does not use them."""
+    known = {key for contract in project.contracts.values() for key, _, _ in balance_keys(contract)}
+    return sorted(key for key in opening if key not in known)
+
+
 def apply_balances(
     project: Project,
     contract: ir.Contract,
