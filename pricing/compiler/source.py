@@ -376,9 +376,9 @@ def _compose_all(text: str) -> Iterator[Node]:
 def _byte_at(file: str, raw: bytes, offset: int) -> Span:
     """Where the byte at `offset` is: its line, and its column counted in the characters before
     it on that line (as an editor shows them, undecodable ones one each)."""
-    line_start = raw.rfind(b"\n", 0, offset) + 1
+    line, line_start = raw.count(b"\n", 0, offset) + 1, raw.rfind(b"\n", 0, offset) + 1
     column = len(raw[line_start:offset].decode("utf-8-sig" if line_start == 0 else "utf-8", "replace")) + 1
-    return Span(file, raw.count(b"\n", 0, offset) + 1, column, raw.count(b"\n", 0, offset) + 1, column + 1)
+    return Span(file, line, column, line, column + 1)
 
 
 def spec_files(root: Path) -> list[Path]:
