@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,7 +26,7 @@ from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
 from pricing.engine.calendar import EARLIEST, LATEST
 from pricing.engine.choices import DEDUPS, ENGINES, STRATEGIES
-from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances, unknown_balances
+from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances, unknown_balances, written_ids
 from pricing.engine.lines import RatingError
 from pricing.engine.meter import USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
@@ -427,6 +427,7 @@ def invoice(
             ),
             spec,
         )
+    earlier = written_ids(out / "invoices.jsonl")  # (whose documents the folder may hold)
     write_text_atomic(out / "invoices.jsonl", result.jsonl())
     write_text_atomic(out / "run.json", result.report_json())
     if render_formats:
@@ -437,7 +438,12 @@ def invoice(
             _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats, _CORES)), out
         )
     ids = [i.id for i in result.invoices]
-    _remove_stale(out, {f: ids if f in render_formats else () for f in DOCUMENT_FORMATS})
+    kept = {fmt: {f"{i}.{fmt}" for i in ids} if fmt in render_formats else set() for fmt in DOCUMENT_FORMATS}
+    removed = remove_stale(out, earlier, kept)
+    if removed:
+        click.echo(
+            f"removed {removed} document(s) of the folder's earlier run from {out}/<format>/", err=True
+        )
     stdout = Console(width=120)
     stdout.print(_summary(result))
     stdout.print(_ledger_table(result.ledger))
@@ -472,14 +478,6 @@ def _report_rendered(written: dict[str, int], out: Path) -> None:
     click.echo(f"rendered {counts} into {out}/<format>/", err=True)
 
 
-def _remove_stale(out: Path, ids: Mapping[str, Sequence[str]]) -> None:
-    """The documents of an earlier run in `out/<format>/` (all of a format this run did not
-    render) are removed, and said so: a folder holds one run's documents."""
-    removed = remove_stale(out, {fmt: {f"{i}.{fmt}" for i in found} for fmt, found in ids.items()})
-    if removed:
-        click.echo(f"removed {removed} document(s) of an earlier run from {out}/<format>/", err=True)
-
-
 @main.command("render")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
@@ -512,5 +510,3 @@ def render_command(run_dir: Path, spec: Path, formats: tuple[str, ...]) -> None:
         )
     written = _rendering(lambda: render_run(project, run.invoices, run.as_of, run_dir, formats, _CORES))
     _report_rendered(written, run_dir)
-    ids = tuple(str(i["id"]) for i in run.invoices)
-    _remove_stale(run_dir, dict.fromkeys(formats, ids))

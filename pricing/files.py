@@ -69,14 +69,15 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
-def remove_stale(out: Path, kept: Mapping[str, Collection[str]]) -> int:
-    """Remove the documents an earlier run left in `out/<format>/`: each file named
-    `*.<format>` there but not among `kept[format]` (the names this run wrote). A run folder
-    then holds one run's documents, and none is sent twice. Returns how many were removed."""
+def remove_stale(out: Path, earlier: Collection[str], kept: Mapping[str, Collection[str]]) -> int:
+    """Remove the documents of an earlier run from `out/<format>/`: `<id>.<format>` for each of
+    its invoice ids (`earlier`) that is not among the names this run wrote (`kept[format]`;
+    none, for a format it did not render). Only those: other files are left. A run folder then
+    holds one run's documents, and none is sent twice. Returns how many were removed."""
     removed = 0
     for fmt, names in kept.items():
-        folder = out / fmt
-        for path in sorted(folder.glob(f"*.{fmt}")) if folder.is_dir() else ():
+        for invoice_id in earlier:
+            path = out / fmt / f"{invoice_id}.{fmt}"
             if path.name not in names and path.is_file():
                 try:
                     path.unlink()

@@ -354,41 +354,29 @@ def test_invoice_render_and_render_command(tmp_path: Path) -> None:
 
 def test_a_run_folder_holds_one_runs_documents(tmp_path: Path) -> None:
     """March's documents stayed beside April's when April was run into the same folder, ready to
-    be sent twice: a run removes those of an earlier run (all of a format it does not render),
-    and says so; `pricing render` those of the formats it renders. Other files are left."""
+    be sent twice: a run removes the documents of the invoices its folder's invoices.jsonl
+    named before (all of a format it does not render), and says so. Nothing else is removed:
+    not a file of the user's, even one named like a document."""
     _project(tmp_path)
     runner = CliRunner()
-    args = [
-        "invoice",
-        str(tmp_path),
-        "--events",
-        str(tmp_path / "events.jsonl"),
-        "--out",
-        str(tmp_path / "run"),
-    ]
+    out = tmp_path / "run"
+    args = ["invoice", str(tmp_path), "--events", str(tmp_path / "events.jsonl"), "--out", str(out)]
+    (out / "txt").mkdir(parents=True)
+    (out / "txt" / "notes.txt").write_text("mine\n")
+    (out / "txt" / "acme-1-20260201.txt").write_text("February, by hand\n")  # (no run named it)
     assert runner.invoke(main, [*args, "--period", "2026-03", "--render", "txt,md"]).exit_code == 0
-    (tmp_path / "run" / "txt" / "notes.csv").write_text("kept\n")
     result = runner.invoke(main, [*args, "--period", "2026-04", "--render", "txt"])
     assert result.exit_code == 0, result.output
-    assert f"removed 2 document(s) of an earlier run from {tmp_path / 'run'}/<format>/" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "run" / "txt").iterdir()) == [
+    assert f"removed 2 document(s) of the folder's earlier run from {out}/<format>/" in result.stderr
+    assert sorted(p.name for p in (out / "txt").iterdir()) == [
+        "acme-1-20260201.txt",
         "acme-1-20260401.txt",
-        "notes.csv",
+        "notes.txt",
     ]
-    assert list((tmp_path / "run" / "md").iterdir()) == []
-
-    (tmp_path / "run" / "txt" / "acme-1-20260301.txt").write_text("March, by hand\n")
-    (tmp_path / "run" / "md" / "acme-1-20260301.md").write_text("March, by hand\n")
-    result = runner.invoke(
-        main, ["render", str(tmp_path / "run"), "--spec", str(tmp_path), "--format", "txt"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "removed 1 document(s) of an earlier run" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "run" / "txt").iterdir()) == [
-        "acme-1-20260401.txt",
-        "notes.csv",
-    ]
-    assert [p.name for p in (tmp_path / "run" / "md").iterdir()] == ["acme-1-20260301.md"]  # not rendered
+    assert list((out / "md").iterdir()) == []
+    result = runner.invoke(main, [*args, "--period", "2026-04", "--render", "txt"])  # the same run
+    assert "removed" not in result.stderr
+    assert (out / "txt" / "acme-1-20260401.txt").exists()
 
 
 def test_a_run_folder_not_as_pricing_invoice_wrote_it_is_named_not_a_traceback(tmp_path: Path) -> None:

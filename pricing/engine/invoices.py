@@ -10,11 +10,13 @@ access segment. An invoice is FINALIZED when its period ended at or before `as_o
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -331,6 +333,19 @@ class InvoiceRun:
 
     def jsonl(self) -> str:
         return "".join(_JSONL.encode(inv.as_dict()) + "\n" for inv in self.invoices)
+
+
+_ID = re.compile(r'^\{"id": ("(?:[^"\\]|\\.)*")', re.MULTILINE)  # as `InvoiceRun.jsonl` writes it
+
+
+def written_ids(path: Path) -> list[str]:
+    """The invoice ids of an invoices.jsonl that `pricing invoice` wrote ([] when there is none):
+    the documents in its folder are theirs."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [json.loads(quoted) for quoted in _ID.findall(text)]
 
 
 def read_balances(report: object) -> dict[BalanceKey, Decimal]:
