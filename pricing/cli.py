@@ -36,6 +36,7 @@ from pricing.files import OutputError, remove_stale, write_atomic, write_text_at
 from pricing.money import as_money
 from pricing.money import text as money_text
 from pricing.render import FORMATS as DOCUMENT_FORMATS
+from pricing.render import document_name
 from pricing.report import FORMATS, FORMATTERS, format_text
 
 T = TypeVar("T")
@@ -438,8 +439,11 @@ def invoice(
             _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats, _CORES)), out
         )
     ids = [i.id for i in result.invoices]
-    kept = {fmt: {f"{i}.{fmt}" for i in ids} if fmt in render_formats else set() for fmt in DOCUMENT_FORMATS}
-    removed = remove_stale(out, earlier, kept)
+    kept = {
+        fmt: {document_name(i, fmt) for i in ids} if fmt in render_formats else set()
+        for fmt in DOCUMENT_FORMATS
+    }
+    removed = remove_stale(out, {fmt: {document_name(i, fmt) for i in earlier} for fmt in kept}, kept)
     if removed:
         click.echo(
             f"removed {removed} document(s) of the folder's earlier run from {out}/<format>/", err=True

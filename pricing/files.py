@@ -69,16 +69,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
-def remove_stale(out: Path, earlier: Collection[str], kept: Mapping[str, Collection[str]]) -> int:
-    """Remove the documents of an earlier run from `out/<format>/`: `<id>.<format>` for each of
-    its invoice ids (`earlier`) that is not among the names this run wrote (`kept[format]`;
-    none, for a format it did not render). Only those: other files are left. A run folder then
-    holds one run's documents, and none is sent twice. Returns how many were removed."""
+def remove_stale(
+    out: Path, earlier: Mapping[str, Collection[str]], kept: Mapping[str, Collection[str]]
+) -> int:
+    """Remove the documents of an earlier run from `out/<format>/`: the names of its documents
+    (`earlier[format]`) that are not among the names this run wrote (`kept[format]`; none, for
+    a format it did not render). Only those: other files are left. A run folder then holds one
+    run's documents, and none is sent twice. Returns how many were removed."""
     removed = 0
-    for fmt, names in kept.items():
-        for invoice_id in earlier:
-            path = out / fmt / f"{invoice_id}.{fmt}"
-            if path.name not in names and path.is_file():
+    for fmt, names in earlier.items():
+        for name in names:
+            path = out / fmt / name
+            if name not in kept.get(fmt, ()) and path.is_file():
                 try:
                     path.unlink()
                 except OSError as exc:

@@ -379,10 +379,35 @@ def test_a_run_folder_holds_one_runs_documents(tmp_path: Path) -> None:
     assert (out / "txt" / "acme-1-20260401.txt").exists()
 
 
+def test_a_contract_id_with_a_slash_names_a_document_in_its_folder(tmp_path: Path) -> None:
+    """Ids may hold `/` (`team/acme-1`): its invoice's document was written in a folder `team/`
+    of `html/`, and `pricing render` refused the run folder that `pricing invoice` wrote."""
+    _project(tmp_path)
+    (tmp_path / "spec.yaml").write_text(SPEC.replace("  acme-1: {customer", "  team/acme-1: {customer"))
+    runner = CliRunner()
+    args = [
+        "invoice",
+        str(tmp_path),
+        "--events",
+        str(tmp_path / "events.jsonl"),
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    result = runner.invoke(main, [*args, "--period", "2026-03", "--render", "txt"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "run" / "txt").iterdir()] == ["team%2Facme-1-20260301.txt"]
+    result = runner.invoke(main, ["render", str(tmp_path / "run"), "--spec", str(tmp_path), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "run" / "md").iterdir()] == ["team%2Facme-1-20260301.md"]
+    result = runner.invoke(main, [*args, "--period", "2026-04"])  # April renders nothing: March's go
+    assert "removed 2 document(s) of the folder's earlier run" in result.stderr
+    assert list((tmp_path / "run" / "txt").iterdir()) == []
+
+
 def test_a_run_folder_not_as_pricing_invoice_wrote_it_is_named_not_a_traceback(tmp_path: Path) -> None:
     """A hand-edited or cut-short run folder: the file, the line and the field that is wrong (each
     was a KeyError, an AttributeError or a decimal.InvalidOperation); an invoice id with a `/`
-    would have written its document outside the folder."""
+    names a document in the folder."""
     _project(tmp_path)
     runner = CliRunner()
     args = ["invoice", str(tmp_path), "--events", str(tmp_path / "events.jsonl"), "--period", "2026-03"]
@@ -412,7 +437,11 @@ def test_a_run_folder_not_as_pricing_invoice_wrote_it_is_named_not_a_traceback(t
     assert render_with(json.dumps(wrong)) == (
         'invoices.jsonl line 1: line_items[0].total: "12,50" does not match "^-?[0-9]+(\\.[0-9]+)?$"'
     )
-    outside = {**invoice, "id": "../../elsewhere"}
-    assert render_with(json.dumps(outside)) == (
-        'invoices.jsonl line 1: id: "../../elsewhere" does not match "^[^/\\\\]+$"'
+    # an id's `/` is percent-encoded in its document's name: the document stays in the folder
+    (tmp_path / "run" / "invoices.jsonl").write_text(json.dumps({**invoice, "id": "../../elsewhere"}) + "\n")
+    (tmp_path / "run" / "run.json").write_text(report)
+    result = runner.invoke(
+        main, ["render", str(tmp_path / "run"), "--spec", str(tmp_path), "--format", "txt"]
     )
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "run" / "txt").iterdir()] == ["..%2F..%2Felsewhere.txt"]

@@ -45,7 +45,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pricing.compiler.link import Project
 from pricing.files import write_bytes_atomic, write_text_atomic
 from pricing.money import ARITHMETIC, as_money, total
-from pricing.render import FORMATS
+from pricing.render import FORMATS, document_name
 from pricing.schemas import check_run_file
 
 TEMPLATES = {"html": "invoice.html", "md": "invoice.md", "txt": "invoice.txt"}  # pdf: from the html
@@ -368,7 +368,7 @@ def render_run(
         doc = document(invoice, project, as_of)
         texts = {kind: render_text(env, TEMPLATES[kind], doc) for kind, env in envs.items()}
         for fmt in formats:
-            target = out / fmt / f"{doc.id}.{fmt}"
+            target = out / fmt / document_name(doc.id, fmt)
             if fmt == "pdf":
                 for_pdf.append((target, texts["html"]))
             else:
