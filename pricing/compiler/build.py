@@ -363,6 +363,7 @@ def _product(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: s
         if conv is None
         else ir.QuantityConversion(
             span=ctx.span((*path, "quantity_conversion")),
+            spans=ctx.spans(conv, (*path, "quantity_conversion")),
             conversion_factor=Decimal(conv["conversion_factor"]),
             operation=conv["operation"],
             name=conv.get("name"),

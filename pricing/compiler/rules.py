@@ -132,6 +132,8 @@ def prices_well_formed(project: Project) -> Iterator[Diagnostic]:
                 yield error("E505", f"{field} must not be negative, not {value}", price.at(field))
         if price.package_size is not None and price.package_size == 0:
             yield error("E505", "package_size must be greater than 0", price.at("package_size"))
+        if price.package_size is not None and _places(price.package_size) > QUANTITY_PLACES:
+            yield error("E505", _too_fine("package_size", price.package_size), price.at("package_size"))
         if price.fraction is not None and price.fraction > 1:
             percent = price.fraction * 100
             message = f"fraction {price.fraction} is {percent:f} %; a fraction of 0.1 is 10 %"
@@ -152,9 +154,34 @@ def _tiers(tiers: Sequence[ir.Tier | ir.OverrideTier], amount: str) -> Iterator[
             yield error("E505", message, tier.span)
         if tier.size is not None and tier.size <= 0:
             yield error("E505", f"tier {i + 1} size must be greater than 0, not {tier.size}", tier.span)
+        elif tier.size is not None and _places(tier.size) > QUANTITY_PLACES:
+            yield error("E505", _too_fine(f"tier {i + 1} size", tier.size), tier.span)
         value: Decimal = getattr(tier, amount)
         if value < 0:
             yield error("E505", f"tier {i + 1} {amount} must not be negative, not {value}", tier.span)
+
+
+QUANTITY_PLACES = 18  # quantities are Decimal(38, 18): a size or factor with more places is cut
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _too_fine(what: str, value: Decimal) -> str:
+    places = QUANTITY_PLACES
+    return f"{what} {value:f} has more than {places} decimal places; quantities keep {places}"
+
+
+def conversions_fit(project: Project) -> Iterator[Diagnostic]:
+    """E205: a conversion factor has at most 18 decimal places (quantities keep 18: one of
+    0.0000000000000000001 was 0, a division by zero when a line was rated)."""
+    for product in project.products.values():
+        conversion = product.quantity_conversion
+        if conversion is not None and _places(conversion.conversion_factor) > QUANTITY_PLACES:
+            message = _too_fine("conversion_factor", conversion.conversion_factor)
+            yield error("E205", message, conversion.at("conversion_factor"))
 
 
 def rates_do_not_overlap(project: Project) -> Iterator[Diagnostic]:
@@ -380,6 +407,7 @@ RULES: tuple[Rule, ...] = (
     aggregation_key,
     rate_type_allowed,
     prices_well_formed,
+    conversions_fit,
     rates_do_not_overlap,
     ranges_ordered,
     aliases_unique,
