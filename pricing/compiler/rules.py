@@ -15,6 +15,7 @@ from pricing import ir
 from pricing.compiler.link import Project
 from pricing.diagnostics import Diagnostic, Related, error, warning
 from pricing.ir import Kind
+from pricing.money import ARITHMETIC
 
 Rule = Callable[[Project], Iterable[Diagnostic]]
 Interval = tuple[datetime, datetime | None]  # [start, end); None: open-ended
@@ -144,6 +145,7 @@ def prices_well_formed(project: Project) -> Iterator[Diagnostic]:
 
 
 def _tiers(tiers: Sequence[ir.Tier | ir.OverrideTier], amount: str) -> Iterator[Diagnostic]:
+    reach = Decimal(0)  # where the next tier starts: a quantity, so below 10^20
     for i, tier in enumerate(tiers):
         last = i == len(tiers) - 1
         if tier.size is None and not last:
@@ -156,17 +158,22 @@ def _tiers(tiers: Sequence[ir.Tier | ir.OverrideTier], amount: str) -> Iterator[
             yield error("E505", f"tier {i + 1} size must be greater than 0, not {tier.size}", tier.span)
         elif tier.size is not None and _places(tier.size) > QUANTITY_PLACES:
             yield error("E505", _too_fine(f"tier {i + 1} size", tier.size), tier.span)
+        elif tier.size is not None and reach < QUANTITY_LIMIT <= (reach := ARITHMETIC.add(reach, tier.size)):
+            message = f"tiers 1 to {i + 1} add up to {reach:f} units: tiers end below {QUANTITY_LIMIT:,}"
+            yield error("E505", message, tier.span)
         value: Decimal = getattr(tier, amount)
         if value < 0:
             yield error("E505", f"tier {i + 1} {amount} must not be negative, not {value}", tier.span)
 
 
 QUANTITY_PLACES = 18  # quantities are Decimal(38, 18): a size or factor with more places is cut
+QUANTITY_LIMIT = Decimal(10) ** 20  # and they stay below this
 
 
 def _places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    """Decimal places, as written less trailing zeros (exact: `normalize` rounds to 28 digits)."""
+    _, _, fraction = format(value, "f").partition(".")
+    return len(fraction.rstrip("0"))
 
 
 def _too_fine(what: str, value: Decimal) -> str:
