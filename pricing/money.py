@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, localcontext
+from decimal import (
+    MAX_PREC,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    localcontext,
+)
 from functools import cache, reduce
 
 from babel import Locale
@@ -17,7 +25,7 @@ def plain(value: Decimal) -> Decimal:
 
 def text(value: Decimal) -> str:
     """A decimal as the invoice and usage outputs write it: plain, never in exponent form, every
-    digit kept (no context rounds it: 38-digit quantities and 60-digit amounts stay exact), no
+    digit kept (no context rounds it: 38-digit quantities and exact amounts stay so), no
     trailing zeros after the point, and zero without a sign."""
     written = format(value, "f")
     if "." in written:
@@ -25,14 +33,17 @@ def text(value: Decimal) -> str:
     return "0" if written == "-0" else written
 
 
-# Amounts are computed with 60 significant digits: products of event quantities (38 digits) and
-# prices are exact; only a division (DIVIDE conversion, proration) can be inexact, and it is
-# carried to 60 digits before the one rounding to a whole minor unit.
-ARITHMETIC = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero])
+# Amounts are computed exactly: sums, differences, products (of a 38-digit quantity and any
+# price and multiplier) and the rounding to a minor unit, in a context as wide as Python's
+# decimal allows — it rounds nothing they make. Only a division (proration, a count of
+# packages) can be inexact: it is carried to 60 digits, in DIVISION, before the one rounding
+# to a whole minor unit. (A division in ARITHMETIC would try to hold all the digits of 1/3.)
+ARITHMETIC = Context(prec=MAX_PREC, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero])
+DIVISION = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero])
 
 
 def total(amounts: Iterable[Decimal]) -> Decimal:
-    """The sum of amounts, in ARITHMETIC (the default context keeps 28 digits: a sum of
+    """The exact sum of amounts (in the default context, which keeps 28 digits, a sum of
     30-digit totals came out rounded)."""
     return reduce(ARITHMETIC.add, amounts, Decimal(0))
 
@@ -40,7 +51,7 @@ def total(amounts: Iterable[Decimal]) -> Decimal:
 def as_money(minor: Decimal, currency: str, locale: Locale | str) -> str:
     """An amount in minor units (cents) as money in a locale: 525 USD → $5.25, 525 EUR (de) →
     5,25 €; fractional minor units (unit prices) keep their digits. In ARITHMETIC: Babel rounds
-    a number to its context's digits, and the default 28 failed on a 36-digit total."""
+    a number to its context's digits, and the default 28 failed on a 30-digit total."""
     with localcontext(ARITHMETIC):
         major = minor.scaleb(-get_currency_precision(currency))
         return format_currency(major, currency, locale=locale, decimal_quantization=False)

@@ -489,6 +489,19 @@ def test_totals_of_30_digits_are_exact_and_render(tmp_path: Path) -> None:
     assert "Total USD $9,999,999,999,900,000,000,000,000,000.20" in document.read_text()
 
 
+def test_a_price_of_many_digits_is_multiplied_exactly(tmp_path: Path) -> None:
+    """0.999999999999999999 units (1 - 10^-18) at 1.000000000000000001000000000000000001
+    000000000000000001 cents (1 + 10^-18 + 10^-36 + 10^-54) cost exactly 1 - 10^-72 cents:
+    rounded down, 0. In 60 digits the product was 1, rounded down to 1 cent."""
+    price = "1.000000000000000001000000000000000001000000000000000001"
+    spec = contract(f"      - {{product: units, starting_at: 2026-01-01, rate_type: FLAT, price: {price}}}")
+    unit = {"event_type": "unit", "properties": {"region": "us", "n": "0.999999999999999999"}}
+    lines = usage_invoice(run(tmp_path, spec, [unit], "ROUND_DOWN"))["line_items"]
+    assert [(line["quantity"], line["unit_price"], line["total"]) for line in lines] == [
+        ("0.999999999999999999", price, "0")
+    ]
+
+
 def test_a_period_whose_usage_adds_up_past_what_quantities_hold_stops_the_run(tmp_path: Path) -> None:
     """9 × 10^19 units before a rate change on March 15 and as many after: each segment holds,
     but the second's tiers count from 1.8 × 10^20 used in the period (a Polars traceback)."""

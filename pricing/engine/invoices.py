@@ -395,7 +395,7 @@ def build_invoices(
 ) -> InvoiceRun:
     """`progress(done, total)` is called as the usage products are rated and then as each
     invoiced period's invoice is assembled; `opening` gives what was left of commits and credits
-    after an earlier run (default: their full amounts). All of it in 60-digit arithmetic
+    after an earlier run (default: their full amounts). All of it in exact arithmetic
     (`ARITHMETIC`), as amounts are computed: sums and balances in the default context kept 28
     digits."""
     with localcontext(ARITHMETIC):

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.periods import Period, schedule_periods
-from pricing.money import ARITHMETIC, round_to, total
+from pricing.money import ARITHMETIC, DIVISION, round_to, total
 
 Values = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 Multipliers = tuple[tuple[Decimal | None, Decimal], ...]  # (size, multiplier) tiers, last unbounded
@@ -325,7 +325,7 @@ def settle(
         block = _given(price.package_size)
 
         def packages(x: Decimal) -> Decimal:
-            return ARITHMETIC.divide(x, block).to_integral_value(ROUND_CEILING, ARITHMETIC)
+            return DIVISION.divide(x, block).to_integral_value(ROUND_CEILING, ARITHMETIC)
 
         for p, start, width in spans:
             begin = _given(start)
@@ -408,7 +408,8 @@ def subscription_lines(project: Project, contract: ir.Contract, period: Period, 
                     unit = charge(found.price, found.multipliers, ZERO, Decimal(1)).amount
                     amount = unit * rate.price.quantity
                     if rate.price.is_prorated:
-                        amount = amount * _local_span(*piece, timezone) / _local_span(*full, timezone)
+                        share = amount * _local_span(*piece, timezone)
+                        amount = DIVISION.divide(share, _local_span(*full, timezone))
                 lines.append(
                     Line(
                         "subscription",

@@ -195,8 +195,8 @@ def _line(line: Mapping[str, Any], invoice_period: tuple[str, str], fmt: Formatt
 
 def document(invoice: Mapping[str, Any], project: Project, as_of: datetime) -> Document:
     """What the templates see of one invoice (a dict as in invoices.jsonl), worked out
-    in 60-digit arithmetic, as amounts are computed: Babel rounds a number to its context's
-    digits, and the default 28 failed on a 36-digit total."""
+    in exact arithmetic, as amounts are computed: Babel rounds a number to its context's
+    digits, and the default 28 failed on a 30-digit total."""
     with localcontext(ARITHMETIC):
         manifest = project.manifest
         customer = project.customers.get(invoice["customer_id"])
