@@ -32,11 +32,11 @@ from pricing.engine.meter import USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.sources import EventInputError, EventReadError
-from pricing.files import OutputError, remove_stale, write_atomic, write_text_atomic
+from pricing.files import OutputError, write_atomic, write_text_atomic
 from pricing.money import as_money
 from pricing.money import text as money_text
 from pricing.render import FORMATS as DOCUMENT_FORMATS
-from pricing.render import document_name
+from pricing.render import remove_earlier
 from pricing.report import FORMATS, FORMATTERS, format_text
 
 T = TypeVar("T")
@@ -442,12 +442,7 @@ def invoice(
         _report_rendered(
             _rendering(lambda: render_run(project, invoices, result.as_of, out, render_formats, _CORES)), out
         )
-    ids = [i.id for i in result.invoices]
-    kept = {
-        fmt: {document_name(i, fmt) for i in ids} if fmt in render_formats else set()
-        for fmt in DOCUMENT_FORMATS
-    }
-    removed = remove_stale(out, {fmt: {document_name(i, fmt) for i in earlier} for fmt in kept}, kept)
+    removed = remove_earlier(out, earlier, {i.id for i in result.invoices}, render_formats)
     if removed:
         click.echo(
             f"removed {removed} document(s) of the folder's earlier run from {out}/<format>/", err=True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -67,23 +67,3 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
-
-
-def remove_stale(
-    out: Path, earlier: Mapping[str, Collection[str]], kept: Mapping[str, Collection[str]]
-) -> int:
-    """Remove the documents of an earlier run from `out/<format>/`: the names of its documents
-    (`earlier[format]`) that are not among the names this run wrote (`kept[format]`; none, for
-    a format it did not render). Only those: other files are left. A run folder then holds one
-    run's documents, and none is sent twice. Returns how many were removed."""
-    removed = 0
-    for fmt, names in earlier.items():
-        for name in names:
-            path = out / fmt / name
-            if name not in kept.get(fmt, ()) and path.is_file():
-                try:
-                    path.unlink()
-                except OSError as exc:
-                    raise OutputError(f"could not remove {path}: {exc.strerror or exc}") from exc
-                removed += 1
-    return removed
