@@ -1,7 +1,7 @@
 """Invoice documents through Jinja (`pricing.render.documents`, which imports Jinja and Babel:
 a fifth of the package's import time, so the commands that render nothing do not import it)."""
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from pathlib import Path
 
 from pricing.files import OutputError
@@ -16,7 +16,9 @@ def document_name(invoice_id: str, fmt: str) -> str:
     return f"{safe}.{fmt}"
 
 
-def remove_earlier(out: Path, earlier: Iterable[str], ids: Collection[str], rendered: Collection[str]) -> int:
+def remove_earlier(
+    out: Path, earlier: Collection[str], ids: Collection[str], rendered: Collection[str]
+) -> int:
     """Remove from `out/<format>/` the documents of the invoices that the folder's earlier run
     named (`earlier`), but those this run wrote: its invoices' (`ids`) in the formats it
     `rendered`. Only those: other files are left. A run folder then holds one run's documents,
