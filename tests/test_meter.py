@@ -22,7 +22,7 @@ from pricing.engine import choices, meter, repair, sources
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at
 from pricing.engine.meter import quantities
 from pricing.engine.plan import UsageResult, compile
-from pricing.engine.sources import EventInputError, EventReadError, expand, line_count
+from pricing.engine.sources import EventInputError, EventReadError, column_names, expand, line_count
 from tests.conftest import CASES, REPO
 
 CASE = CASES / "meter"
@@ -399,6 +399,41 @@ def test_field_columns_named_in_other_case_are_named_in_the_reason(tmp_path: Pat
         "no transaction_id column: the file has Transaction_Id (column names are case-sensitive)",
         1,
     )
+
+
+def test_a_column_the_header_names_twice_makes_its_rows_invalid(tmp_path: Path) -> None:
+    """A CSV header naming `properties.cost` twice: Polars' reader read the first column and
+    quietly renamed the second (`_duplicated_0`), so the 5 and 7 in it were never counted. Which
+    column holds a row's value is unclear: every row is invalid, with the reason — read by the
+    reader or record by record (records that end at a lone CR). A repeated column the run does
+    not read changes nothing."""
+    at = "2026-03-02T00:00:00Z"
+    header = "transaction_id,customer_id,event_type,timestamp,properties.cost,properties.cost,note,note"
+    records = [header, f"1,acme,call,{at},2,5,a,b", f"2,acme,call,{at},,7,c,d"]
+    (tmp_path / "twice.csv").write_text("\n".join(records) + "\n")
+    (tmp_path / "mac.csv").write_bytes(("\r".join(records) + "\r").encode())
+    plan = compile(pricing.load(CASE))
+    reason = "the header has 2 columns named properties.cost: which holds the value is unclear"
+    for name in ("twice.csv", "mac.csv"):
+        result = plan.usage([str(tmp_path / name)], *MARCH)
+        assert result.usage.is_empty()
+        assert (result.ledger.rows, result.ledger.buckets["invalid"]) == (2, 2)
+        assert [(r.reason, r.row) for r in result.ledger.invalid] == [(reason, 1), (reason, 2)]
+    (tmp_path / "notes.csv").write_text(
+        f"transaction_id,customer_id,event_type,timestamp,note,note\n1,acme,call,{at},a,b\n"
+    )
+    result = plan.usage([str(tmp_path / "notes.csv")], *MARCH)
+    assert (result.ledger.buckets["rated"], result.ledger.buckets["invalid"]) == (1, 0)
+    # a header Polars' reader cannot name either (the third `a` would be `a_duplicated_0`)
+    with pytest.raises(EventReadError, match="the CSV header a, a_duplicated_0, a names a column twice over"):
+        column_names(["a", "a_duplicated_0", "a"])
+    assert column_names(["a", "b", "a", "a", "b"]) == [
+        "a",
+        "b",
+        "a_duplicated_0",
+        "a_duplicated_1",
+        "b_duplicated_0",
+    ]
 
 
 def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:

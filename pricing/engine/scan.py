@@ -322,6 +322,9 @@ def _table_fields(
     if csv:  # an empty cell, quoted ("") or not, is an absent value
         read = [c for c in (*FIELDS, *(FLAT + n for n in properties)) if c in available]
         frame = frame.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in read)
+        twice = _repeated(available, read)
+        if twice:  # which of the columns holds a row's value? neither is read
+            malformed = pl.coalesce(malformed, pl.lit(twice))
     columns = {f: pl.col(f) if f in available else pl.lit(None, dtype=pl.String) for f in FIELDS}
     types = {f: available.get(f, pl.String()) for f in FIELDS}
     kind = types["timestamp"]
@@ -343,6 +346,23 @@ def _table_fields(
     if undecoded:
         malformed = pl.coalesce(malformed, *undecoded)
     return frame, _Fields(columns, types, props, prop_types, malformed)
+
+
+def _repeated(available: pl.Schema, read: Sequence[str]) -> str | None:
+    """Why every row of a CSV file is invalid if its header names a column the run reads more
+    than once (Polars' reader names the second `<name>_duplicated_0`: `sources.column_names`),
+    else None."""
+    counts: dict[str, int] = {}
+    for name in read:
+        copies = 0
+        while f"{name}_duplicated_{copies}" in available:
+            copies += 1
+        if copies:
+            counts[name] = copies + 1
+    if not counts:
+        return None
+    named = ", ".join(f"{count} columns named {name}" for name, count in counts.items())
+    return f"the header has {named}: which holds the value is unclear"
 
 
 def _selected(

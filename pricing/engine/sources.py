@@ -307,17 +307,33 @@ def csv_records(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]:
             yield exc
 
 
+def column_names(header: Sequence[str]) -> list[str]:
+    """A CSV header's column names as Polars' reader names them: the second column of a name is
+    `<name>_duplicated_0`, the third `<name>_duplicated_1`… (which a run does not read)."""
+    names: list[str] = []
+    repeats: dict[str, int] = {}
+    for name in header:
+        if name in repeats:
+            names.append(f"{name}_duplicated_{repeats[name]}")
+            repeats[name] += 1
+        else:
+            names.append(name)
+            repeats[name] = 0
+    if len(set(names)) < len(names):  # (`a,a_duplicated_0,a`: Polars' reader refuses it so)
+        raise EventReadError(f"the CSV header {', '.join(header)} names a column twice over")
+    return names
+
+
 class CsvRows:
     """Records of a CSV file read by Python's csv module as rows of text, as Polars reads them: a
-    column per name of its header (a repeated name is its first column), missing cells absent,
-    a blank line a row of nothing; and `_malformed`: a record with more cells than the header,
-    or broken quoting (a quote not closed, text after a closing quote), is a row of its own with
-    that reason, its cells not read."""
+    column per cell of its header (`column_names`), missing cells absent, a blank line a row of
+    nothing; and `_malformed`: a record with more cells than the header, or broken quoting (a
+    quote not closed, text after a closing quote), is a row of its own with that reason, its
+    cells not read."""
 
     def __init__(self, header: Sequence[str]) -> None:
         self.width = len(header)
-        self.first = {name: i for i, name in reversed(list(enumerate(header)))}
-        self.schema = dict.fromkeys([*self.first, "_malformed"], pl.String())
+        self.schema = dict.fromkeys([*column_names(header), "_malformed"], pl.String())
 
     def row(self, record: list[str] | csv.Error) -> list[str | None]:
         if isinstance(record, csv.Error):
@@ -325,8 +341,8 @@ class CsvRows:
         elif len(record) > self.width:
             reason = f"{len(record)} cells where the header has {self.width}"
         else:
-            return [*(record[i] if i < len(record) else None for i in self.first.values()), None]
-        return [*(None for _ in self.first), reason]  # (its cells not read)
+            return [*record, *(None for _ in range(self.width - len(record))), None]
+        return [*(None for _ in range(self.width)), reason]  # (its cells not read)
 
     def frame(self, rows: Sequence[Sequence[str | None]]) -> pl.DataFrame:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.schema]
