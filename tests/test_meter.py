@@ -772,6 +772,34 @@ def test_a_quoted_empty_csv_cell_is_absent(tmp_path: Path) -> None:
     assert (buckets["rated"], buckets["invalid"]) == (1, 0)
 
 
+def test_a_file_named_twice_is_read_once_and_globs_name_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file named again another way — `./a.jsonl`, its absolute path, a link to it — was read
+    again, each of its rows a second time as a duplicate (3 rows counted 9 times). A glob that
+    matched a folder named `x.jsonl` or a broken link was a traceback (IsADirectoryError,
+    FileNotFoundError): a glob names files, as a folder's files are."""
+    rows = (CASE / "part1.jsonl").read_text().splitlines()[:3]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.jsonl").write_text("\n".join(rows) + "\n")
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "data" / "a.jsonl")
+    (tmp_path / "data" / "broken.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    (tmp_path / "data" / "folder.jsonl").mkdir()
+    monkeypatch.chdir(tmp_path)
+    named = [
+        "data",
+        str(tmp_path / "data" / "a.jsonl"),
+        "./data/../data/a.jsonl",
+        "link.jsonl",
+        "data/*.jsonl",
+    ]
+    assert [f.path.as_posix() for f in expand(named)] == ["data/a.jsonl"]
+    ledger = compile(pricing.load(CASE)).usage(named, *MARCH).ledger
+    assert (ledger.rows, ledger.buckets["duplicate"]) == (3, 0)
+    with pytest.raises(EventInputError, match=r"data/b\*.jsonl: holds no event files"):
+        expand(["data/b*.jsonl"])
+
+
 def test_event_arguments(tmp_path: Path) -> None:
     (tmp_path / "b.jsonl").write_text("")
     (tmp_path / "a.csv").write_text("transaction_id\n")

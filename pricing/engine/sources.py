@@ -79,10 +79,12 @@ def _shown(path: Path, folder: Path) -> bool:
 
 
 def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
-    """Paths, globs and folders (`event_paths`) to event files in input order; each file once.
-    None is an error, as a glob matching nothing is."""
+    """Paths, globs and folders (`event_paths`) to event files in input order; each file once,
+    as first named, however else it is named again (`./a.jsonl`, its absolute path, a link to
+    it: its rows were read twice, the second time all duplicates). None is an error, as a glob
+    matching nothing is."""
     paths: list[Path] = []
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()  # (device, inode)
     for argument in event_paths(arguments):
         text = str(argument)
         path = Path(text)
@@ -93,14 +95,17 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
                 raise EventInputError(f"{text}: unknown event file type; expected one of {EXTENSIONS}")
             found = [path]
         elif glob.has_magic(text):
-            found = sorted(Path(p) for p in glob.glob(text, recursive=True) if format_of(Path(p)))
+            found = sorted(
+                p for p in map(Path, glob.glob(text, recursive=True)) if format_of(p) and p.is_file()
+            )
         else:
             raise EventInputError(f"{text}: no such file, folder or matching glob")
         if not found:
             raise EventInputError(f"{text}: holds no event files ({EXTENSIONS})")
         for p in found:
-            if p not in seen:
-                seen.add(p)
+            status = p.stat()
+            if (status.st_dev, status.st_ino) not in seen:
+                seen.add((status.st_dev, status.st_ino))
                 paths.append(p)
     if not paths:
         raise EventInputError("no events given: name event files, globs or folders")
