@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -807,6 +808,14 @@ def test_event_arguments(tmp_path: Path) -> None:
     assert [f.path.name for f in expand([str(tmp_path / "*.jsonl"), str(tmp_path)])] == ["b.jsonl", "a.csv"]
     with pytest.raises(EventInputError, match="no such file, folder or matching glob"):
         expand([str(tmp_path / "missing.jsonl")])
+    os.mkfifo(tmp_path / "pipe.jsonl")  # (as `--events <(zcat …)` names one: it said "no such file")
+    with pytest.raises(EventInputError) as piped:
+        expand([str(tmp_path / "pipe.jsonl")])
+    assert str(piped.value) == (
+        f"{tmp_path / 'pipe.jsonl'}: a pipe or device, not a file: a run reads its event files more"
+        " than once; write the events to a file (gzip and zstd files are read as they are)"
+    )
+    (tmp_path / "pipe.jsonl").unlink()
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(EventInputError, match="unknown event file type") as raised:
         expand([str(tmp_path / "notes.txt")])

@@ -94,6 +94,11 @@ def expand(arguments: EventPaths) -> tuple[EventFile, ...]:
             if format_of(path) is None:
                 raise EventInputError(f"{text}: unknown event file type; expected one of {EXTENSIONS}")
             found = [path]
+        elif path.exists():  # `--events <(zcat events.jsonl.gz)` names a pipe
+            raise EventInputError(
+                f"{text}: a pipe or device, not a file: a run reads its event files more than once;"
+                " write the events to a file (gzip and zstd files are read as they are)"
+            )
         elif glob.has_magic(text):
             found = sorted(
                 p for p in map(Path, glob.glob(text, recursive=True)) if format_of(p) and p.is_file()
