@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -742,6 +742,69 @@ def test_dimensional_pricing_and_unpriced_values(tmp_path: Path) -> None:
         Decimal(4),
     )
     assert item.reason == "no rate for these pricing group values"
+
+
+def test_contracts_on_one_card_whose_periods_start_together_and_end_apart(tmp_path: Path) -> None:
+    """Three customers on one rate card from January 1: monthly, quarterly and weekly statements,
+    whose first periods all start on January 1. Contracts on one card share their segments,
+    which were looked up by the period's start alone: each customer was billed a line for each
+    of the three periods, [Jan 1, Feb 1), [Jan 1, Apr 1) and [Jan 1, Jan 8) — three times what
+    it used, the later lines tiered on from the first. By hand, at FLAT 100: acme 1 call, 100;
+    globex 1 call, 100; bolt 2 calls in its first week (Jan 1 and 5), 200, and 1 in its second
+    (Jan 8), 100."""
+    spec = """
+  globex: {}
+  bolt: {}
+metrics:
+  calls: {event_type_filter: {in_values: [call]}, aggregation_type: COUNT}
+products:
+  calls: {type: usage, billable_metric: calls}
+rate_cards:
+  card:
+    rates:
+      - {product: calls, starting_at: 2026-01-01, rate_type: FLAT, price: 100}
+contracts:
+  monthly: {customer: acme, rate_card: card, starting_at: 2026-01-01}
+  quarterly:
+    customer: globex
+    rate_card: card
+    starting_at: 2026-01-01
+    usage_statement_schedule: {frequency: QUARTERLY, day: FIRST_OF_MONTH}
+  weekly:
+    customer: bolt
+    rate_card: card
+    starting_at: 2026-01-01
+    usage_statement_schedule: {frequency: WEEKLY, day: CONTRACT_START}
+"""
+    root = project(tmp_path, spec, base="customers:\n  acme: {}\n")
+    path = tmp_path / "events.jsonl"
+    sent = [("acme", "01-05"), ("globex", "01-05"), ("bolt", "01-01"), ("bolt", "01-05"), ("bolt", "01-08")]
+    rows = [
+        {
+            "transaction_id": f"t{i}",
+            "customer_id": c,
+            "event_type": "call",
+            "timestamp": f"2026-{d}T12:00:00Z",
+        }
+        for i, (c, d) in enumerate(sent)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    january = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    result = compile(pricing.load(root)).invoice([str(path)], *january)
+    lines = {
+        i.contract_id: [
+            (text(line.quantity), text(line.total), line.starting_at.date(), line.ending_before.date())
+            for line in i.lines
+        ]
+        for i in result.invoices
+        if i.start.day == 1 and i.start.month == 1
+    }
+    assert lines == {
+        "monthly": [("1", "100", date(2026, 1, 1), date(2026, 2, 1))],
+        "quarterly": [("1", "100", date(2026, 1, 1), date(2026, 4, 1))],
+        "weekly": [("2", "200", date(2026, 1, 1), date(2026, 1, 8))],
+    }
+    assert sum(i.total for i in result.invoices if i.contract_id == "weekly") == 300
 
 
 def test_invoice_runs_partition_periods(tmp_path: Path) -> None:

@@ -162,8 +162,12 @@ class _ProductRating:
         classes: dict[tuple[str, str], int] = {}
         self.deputies: list[ir.Contract] = []
         class_of: dict[str, int] = {}
-        cuts: dict[tuple[int, Period], list[Period]] = {}
-        self.contract_rows: list[tuple[str, datetime, int]] = []  # contract, period start, class
+        # A class's segments of each period it bills, by number (`_cut`): periods of its contracts
+        # that start together may end apart (a monthly and a quarterly statement from January 1);
+        # keyed by the start alone, each contract was billed the segments of both.
+        cuts: dict[tuple[int, Period], int] = {}
+        self.contract_rows: list[tuple[str, datetime, int]] = []  # contract, period start, cut
+        self.class_rows: list[tuple[int, int, datetime, datetime]] = []  # cut, class, segment
         rows, product_id = self.contract_rows, product.id  # (a loop over every contract's periods)
         for contract_id, period in periods:
             if product_id not in billed[contract_id]:
@@ -175,13 +179,13 @@ class _ProductRating:
                 cls = class_of[contract_id] = classes.setdefault((contract.rate_card.id, own), len(classes))
                 if cls == len(self.deputies):
                     self.deputies.append(contract)
-            if (cls, period) not in cuts:
+            cut = cuts.get((cls, period))
+            if cut is None:
+                cut = cuts[(cls, period)] = len(cuts)
                 deputy = self.deputies[cls]
-                cuts[(cls, period)] = segments(
-                    period, project.rate_cards[deputy.rate_card.id], deputy, product
-                )
-            rows.append((contract_id, period[0], cls))
-        self.class_rows = [(cls, period[0], lo, hi) for (cls, period), cut in cuts.items() for lo, hi in cut]
+                card = project.rate_cards[deputy.rate_card.id]
+                self.class_rows += [(cut, cls, lo, hi) for lo, hi in segments(period, card, deputy, product)]
+            rows.append((contract_id, period[0], cut))
 
     def _terms(self, cls: int, at: datetime, pricing: Values) -> tuple[Terms | None, str | None]:
         """The terms of a class's segment starting at `at` for these pricing values, or why the
@@ -257,13 +261,13 @@ class _ProductRating:
         when the product has no pricing group key."""
         instant = rated.schema["window_start"]
         contracts = rows_frame(
-            self.contract_rows, {"contract_id": pl.String(), "period_start": instant, "_class": pl.UInt32()}
+            self.contract_rows, {"contract_id": pl.String(), "period_start": instant, "_cut": pl.UInt32()}
         )
         cuts = rows_frame(
             self.class_rows,
-            {"_class": pl.UInt32(), "period_start": instant} | dict.fromkeys(_SEGMENT[2:], instant),
+            {"_cut": pl.UInt32(), "_class": pl.UInt32()} | dict.fromkeys(_SEGMENT[2:], instant),
         )
-        segment_frame = contracts.join(cuts, on=["_class", "period_start"])
+        segment_frame = contracts.join(cuts, on="_cut").drop("_cut")
         segment_of = (  # each interval of the calendar lies in one segment of the product
             intervals.join(segment_frame, on=["contract_id", "period_start"])
             .filter(
