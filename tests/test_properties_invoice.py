@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -560,3 +560,103 @@ def test_a_prepaid_commit_draws_down_month_by_month_as_the_reference(
             invoices = list(plan.invoice([str(root / "e.jsonl")], starts[0], starts[-1]).invoices)
     usage_invoices = [i for i in invoices if i.type == "USAGE"]
     assert [i.total for i in usage_invoices] == expected
+
+
+SHARED_CARD_SPEC = """
+metrics:
+  calls:
+    event_type_filter: {{in_values: [call]}}
+    property_filters: [{{name: user, exists: true}}]
+    aggregation_type: SUM
+    aggregation_key: n
+    group_keys: [[user]]
+products:
+  calls: {{type: usage, billable_metric: calls, presentation_group_key: [user], tags: [api]}}
+  seats: {{type: subscription}}
+customers:
+  c0: {{}}
+  c1: {{}}
+  c2: {{}}
+rate_cards:
+  card:
+    rates:
+      - product: calls
+        starting_at: 2026-01-01
+        ending_before: 2026-02-{change:02d}
+        rate_type: TIERED
+        tiers: [{{size: 5, price: 10}}, {{price: 4}}]
+      - {{product: calls, starting_at: 2026-02-{change:02d}, rate_type: FLAT, price: 3}}
+      - product: seats
+        starting_at: 2026-01-01
+        rate_type: SUBSCRIPTION
+        price: 3100
+        billing_frequency: MONTHLY
+        is_prorated: true
+contracts:
+{contracts}"""
+
+SCHEDULES = [
+    "{frequency: MONTHLY, day: FIRST_OF_MONTH}",
+    "{frequency: MONTHLY, day: CONTRACT_START}",
+    "{frequency: QUARTERLY, day: FIRST_OF_MONTH}",
+    "{frequency: WEEKLY, day: CONTRACT_START}",
+    "{frequency: MONTHLY, day: CUSTOM_DATE, billing_anchor_date: 2026-01-15}",
+]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    contracts=st.lists(
+        st.tuples(
+            st.sampled_from(SCHEDULES),
+            st.sampled_from(["01-01", "01-15", "02-01"]),
+            st.sampled_from(
+                ["", "[{starting_at: 2026-02-01, product: calls, type: MULTIPLIER, multiplier: 0.5}]"]
+            ),
+        ),
+        min_size=3,
+        max_size=3,
+    ),
+    change=st.integers(min_value=1, max_value=28),
+    rows=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(1, 89), st.sampled_from(["u1", "u2"]), st.integers(-2, 9)),
+        max_size=30,
+    ),
+)
+def test_a_contracts_invoices_do_not_depend_on_the_other_contracts(
+    contracts: list[tuple[str, str, str]], change: int, rows: list[tuple[int, int, str, int]]
+) -> None:
+    """Contracts on one rate card share the work of rating (docs/decisions.md, Where the work is
+    done); each one's invoices must be what they are when it is the project's only contract —
+    whatever the others' statement schedules (periods that start together and end apart were
+    each billed the other's segments), start dates and overrides."""
+    blocks = [
+        f"  k{i}:\n    customer: c{i}\n    rate_card: card\n    starting_at: 2026-{start}\n"
+        f"    usage_statement_schedule: {schedule}\n" + (f"    overrides: {overrides}\n" if overrides else "")
+        for i, (schedule, start, overrides) in enumerate(contracts)
+    ]
+    events = [
+        {
+            "transaction_id": f"t{i}",
+            "customer_id": f"c{customer}",
+            "event_type": "call",
+            "timestamp": (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day, hours=5)).isoformat(),
+            "properties": {"user": user, "n": n},
+        }
+        for i, (customer, day, user, n) in enumerate(rows)
+    ]
+    q1 = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+
+    def invoices(chosen: list[str]) -> list[dict[str, object]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "pricing.yaml").write_text("version: 1\nname: p\n", encoding="utf-8")
+            spec = SHARED_CARD_SPEC.format(change=change, contracts="".join(chosen))
+            (root / "spec.yaml").write_text(spec, encoding="utf-8")
+            (root / "e.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+            run = pricing.compile(pricing.load(root)).invoice([str(root / "e.jsonl")], *q1)
+        return [{k: v for k, v in i.as_dict().items() if k != "spec_hash"} for i in run.invoices]
+
+    together = invoices(blocks)
+    for i, block in enumerate(blocks):
+        assert [inv for inv in together if inv["contract_id"] == f"k{i}"] == invoices([block])
