@@ -112,6 +112,12 @@ def test_usage_errors_are_messages_not_tracebacks() -> None:
     code, _, err = run("usage", SPECS, "--events", EVENTS, "--start", "March", "--end", "2026-04-01")
     assert code == 2
     assert "Invalid value for --start: 'March'" in err
+    # (Python's "Invalid isoformat string: 'MARCH'" echoed it in upper case)
+    assert "'March': expected an RFC 3339 timestamp (2026-01-01T00:00:00Z) or a date (2026-01-01)" in err
+    code, _, err = run(
+        "usage", SPECS, "--events", EVENTS, "--start", "2026-03-01T25:00:00Z", "--end", "2026-04-01"
+    )
+    assert "Invalid value for --start: '2026-03-01T25:00:00Z': hour must be in 0..23" in err
     code, _, err = run("usage", str(CASES / "check" / "unknown_tag"), "--events", EVENTS, *MARCH)
     assert code == 1
     assert "error[E402]: no product has the tag 'token'" in err

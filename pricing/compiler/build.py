@@ -123,15 +123,23 @@ class _Context:
                 self.failed = True
 
 
+INSTANT_FORMS = "expected an RFC 3339 timestamp (2026-01-01T00:00:00Z) or a date (2026-01-01)"
+
+
 def parse_instant(value: str, timezone: ZoneInfo) -> datetime:
     """An RFC 3339 timestamp, or a bare date at midnight in `timezone`, in UTC (ValueError if
     neither). A timestamp must carry its offset."""
-    if len(value) == 10:
-        instant = datetime.combine(date.fromisoformat(value), time(), timezone)
-    else:
-        instant = datetime.fromisoformat(value.upper().replace(" ", "T"))
-        if instant.tzinfo is None:
-            raise ValueError("a timestamp needs an offset such as Z or +01:00")
+    try:
+        if len(value) == 10:
+            instant = datetime.combine(date.fromisoformat(value), time(), timezone)
+        else:
+            instant = datetime.fromisoformat(value.upper().replace(" ", "T"))
+    except ValueError as exc:  # ("Invalid isoformat string: '…'" echoed the text in upper case)
+        if "isoformat" not in str(exc):
+            raise  # (a field out of range says which: "month must be in 1..12")
+        raise ValueError(INSTANT_FORMS) from None
+    if instant.tzinfo is None:
+        raise ValueError("a timestamp needs an offset such as Z or +01:00")
     try:  # (runs see an instant in UTC and in the project timezone)
         instant.astimezone(timezone)
         return instant.astimezone(UTC)
