@@ -160,7 +160,8 @@ def test_the_polars_split_charges_every_line_as_charge_does(
     assert got == {i: charge(price, multipliers, used, q) for i, (used, q) in enumerate(lines)}
 
 
-SPEC = """
+# (a format template: braces doubled) the calls of each user, summed
+CALLS_BY_USER = """
 metrics:
   calls:
     event_type_filter: {{in_values: [call]}}
@@ -168,7 +169,11 @@ metrics:
     aggregation_type: SUM
     aggregation_key: n
     group_keys: [[user]]
-products:
+"""
+
+SPEC = (
+    CALLS_BY_USER
+    + """products:
   calls: {{type: usage, billable_metric: calls, presentation_group_key: [user]}}
 customers:
   c1: {{}}
@@ -181,6 +186,7 @@ contracts:
   c1-2026: {{customer: c1, rate_card: card, starting_at: 2026-01-01}}
   c2-2026: {{customer: c2, rate_card: card, starting_at: 2026-01-01}}
 """
+)
 
 events = st.lists(
     st.fixed_dictionaries(
@@ -562,15 +568,9 @@ def test_a_prepaid_commit_draws_down_month_by_month_as_the_reference(
     assert [i.total for i in usage_invoices] == expected
 
 
-SHARED_CARD_SPEC = """
-metrics:
-  calls:
-    event_type_filter: {{in_values: [call]}}
-    property_filters: [{{name: user, exists: true}}]
-    aggregation_type: SUM
-    aggregation_key: n
-    group_keys: [[user]]
-products:
+SHARED_CARD_SPEC = (
+    CALLS_BY_USER
+    + """products:
   calls: {{type: usage, billable_metric: calls, presentation_group_key: [user], tags: [api]}}
   seats: {{type: subscription}}
 customers:
@@ -594,6 +594,7 @@ rate_cards:
         is_prorated: true
 contracts:
 {contracts}"""
+)
 
 SCHEDULES = [
     "{frequency: MONTHLY, day: FIRST_OF_MONTH}",
