@@ -207,10 +207,25 @@ _EVENTS = click.option(
     help="An event file, glob or folder (NDJSON, CSV, Parquet; NDJSON, CSV gzip- or zstd-compressed too);"
     " repeat for several.",
 )
-_START = click.option(
-    "--start", required=True, help="Run start (inclusive): RFC 3339 or a date in the project timezone."
-)
-_END = click.option("--end", required=True, help="Run end (exclusive).")
+
+
+def _run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--period, or --start and --end: the run's [start, end) (`_run_range`)."""
+    for option in reversed(
+        [
+            click.option("--period", help="A month, YYYY-MM, in the project timezone."),
+            click.option(
+                "--start",
+                help="Run start (inclusive), instead of --period: RFC 3339, or a date in the"
+                " project timezone.",
+            ),
+            click.option("--end", help="Run end (exclusive), instead of --period."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 _STRATEGY = click.option(
     "--strategy",
     type=click.Choice(STRATEGIES),
@@ -233,8 +248,7 @@ _DEDUP = click.option(
 @main.command()
 @_SPEC
 @_EVENTS
-@_START
-@_END
+@_run_options
 @click.option("--window", type=click.Choice(list(WINDOWS)), default="PERIOD", show_default=True)
 @click.option(
     "--engine",
@@ -266,8 +280,9 @@ _DEDUP = click.option(
 def usage(
     spec: Path,
     events: tuple[str, ...],
-    start: str,
-    end: str,
+    period: str | None,
+    start: str | None,
+    end: str | None,
     window: str,
     engine: str,
     group_by: str | None,
@@ -279,7 +294,7 @@ def usage(
 ) -> None:
     """What did each customer use? One row per customer, metric, group values and window."""
     project = _load(spec)
-    lo, hi = _start_end(start, end, project)
+    lo, hi = _run_range(period, start, end, project)
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
     plan = compile_plan(project)
     try:
@@ -300,15 +315,22 @@ def usage(
 @main.command()
 @_SPEC
 @_EVENTS
-@_START
-@_END
+@_run_options
 @_STRATEGY
 @_DEDUP
-def explain(spec: Path, events: tuple[str, ...], start: str, end: str, strategy: str, dedup: str) -> None:
+def explain(
+    spec: Path,
+    events: tuple[str, ...],
+    period: str | None,
+    start: str | None,
+    end: str | None,
+    strategy: str,
+    dedup: str,
+) -> None:
     """The compiled metering plan: each metric's predicate and value, the strategy, engine and
     dedup, the Polars plan."""
     project = _load(spec)
-    lo, hi = _start_end(start, end, project)
+    lo, hi = _run_range(period, start, end, project)
     click.echo(_guard(lambda: compile_plan(project).explain(events, lo, hi, strategy, dedup), spec))
 
 
@@ -355,9 +377,7 @@ def _summary(run: InvoiceRun) -> Table:
 @main.command()
 @_SPEC
 @_EVENTS
-@click.option("--period", help="The month to invoice, YYYY-MM, in the project timezone.")
-@click.option("--start", help="Run start (inclusive), instead of --period.")
-@click.option("--end", help="Run end (exclusive), instead of --period.")
+@_run_options
 @click.option(
     "--as-of", "as_of", help="Issue instant: periods ended by then are FINALIZED (default: run end)."
 )

@@ -40,6 +40,21 @@ def test_usage_csv_with_daily_windows() -> None:
     assert "event ledger: 13 rows" in err
 
 
+def test_usage_and_explain_take_a_period_as_invoice_does() -> None:
+    """`--period 2026-03` is March in the project timezone, as for `pricing invoice` (only
+    invoice took it); --start and --end still give any range, not with it."""
+    by_month = run("usage", SPECS, "--events", EVENTS, "--period", "2026-03", "--format", "csv")
+    assert by_month == run("usage", SPECS, "--events", EVENTS, *MARCH, "--format", "csv")
+    assert by_month[0] == 0
+    assert "storage_gb" in by_month[1]
+    code, out, _ = run("explain", SPECS, "--events", EVENTS, "--period", "2026-03")
+    assert (code, out) == (0, run("explain", SPECS, "--events", EVENTS, *MARCH)[1])
+    code, _, err = run("usage", SPECS, "--events", EVENTS, "--period", "2026-03", "--start", "2026-03-01")
+    assert (code, err.splitlines()[-1]) == (2, "Error: give --period or --start/--end, not both")
+    code, _, err = run("explain", SPECS, "--events", EVENTS, "--end", "2026-04-01")
+    assert (code, err.splitlines()[-1]) == (2, "Error: give --period YYYY-MM, or both --start and --end")
+
+
 def test_usage_table_is_drawn_by_polars_quantities_aligned_right() -> None:
     """The default format: a grid of text (Rich took 40 s to draw 100,000 rows; Polars 0.5 s),
     every value whole, quantities aligned right (1,000,000 + 0.1 input tokens, 200 + 300 output
@@ -192,7 +207,9 @@ def test_explain_names_the_strategy_and_predicates() -> None:
         "engine: streaming (the pre-aggregated plan streams)\n"
     )
     assert out.splitlines()[2].startswith(
-        "dedup: window (the window would hold about 0.0 GiB of events, of "  # the machine's memory
+        # 13 events × (10 properties the specs read + 8 columns) × 24 bytes = 5,616 bytes (it said
+        # "0.0 GiB"), of the machine's memory
+        "dedup: window (the window would hold about 5.5 KiB of events, of "
     )
     assert "metric storage_gb: MAX grouped by [bucket]" in out
     assert 'col("event_type").is_in([["storage_snapshot"]])' in out

@@ -215,7 +215,7 @@ def test_the_strategy_follows_the_variety_of_keys_in_a_sample(
     monkeypatch.setattr(choices, "physical_memory", lambda: 8 << 20)
     assert explained(20_000).splitlines()[0] == (
         "strategy: pre-aggregated (about 20,000 distinct key combinations in 20,000 events, but"
-        " grouping each metric on its own would hold about 0.0 GiB of events, of 0 GiB)"
+        " grouping each metric on its own would hold about 6.0 MiB of events, of 8.0 MiB)"
     )
     table, _ = usage_of(CASE, [str(tmp_path / "users-20000.parquet")])
     assert table[("acme", "users", "[]")] == Decimal(20_000)
@@ -1468,12 +1468,12 @@ def test_the_dedup_is_chosen_by_what_the_window_would_hold(
     chosen = plan.compile_usage(events, *MARCH)
     assert (chosen.dedup, chosen.dedup_reason) == (
         WINDOW,
-        "the window would hold about 0.0 GiB of events, of 16 GiB",
+        "the window would hold about 1.3 KiB of events, of 16 GiB",
     )
     monkeypatch.setattr(choices, "physical_memory", lambda: 4096)
     chosen = plan.compile_usage(events, *MARCH)
     assert chosen.dedup == PRE_PASS
-    assert chosen.dedup_reason.endswith("of 0 GiB: the ids are read in a pass of their own")
+    assert chosen.dedup_reason.endswith("of 4.0 KiB: the ids are read in a pass of their own")
     forced = plan.compile_usage(events, *MARCH, dedup=WINDOW)
     assert (forced.dedup, forced.dedup_reason) == (WINDOW, "chosen with --dedup")
     pl.read_ndjson(root / "events.jsonl").write_parquet(root / "events.parquet")
@@ -1481,7 +1481,7 @@ def test_the_dedup_is_chosen_by_what_the_window_would_hold(
     columnar = plan.compile_usage([str(root / "events.parquet")], *MARCH)
     assert (columnar.dedup, columnar.dedup_reason) == (
         WINDOW,
-        "the window would hold about 0.0 GiB of events, of 16 GiB;"
+        "the window would hold about 1.3 KiB of events, of 16 GiB;"
         " below 2,000,000 Parquet events the window is the faster",
     )
     monkeypatch.setattr(choices, "PARQUET_PRE_PASS", 7)

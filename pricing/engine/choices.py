@@ -92,8 +92,17 @@ def held_events(rows: int, properties: int) -> tuple[bool, str]:
     memory = physical_memory()
     return (
         held * MEMORY_SHARE > memory,
-        f"about {held / 2**30:.1f} GiB of events, of {memory / 2**30:.0f} GiB",
+        f"about {_size(held)} of events, of {_size(memory)}",
     )
+
+
+def _size(size: int) -> str:
+    """A number of bytes in GiB, MiB or KiB, whichever shows it from a tenth of the unit: to a
+    tenth below 10 units (events of a small run were "0.0 GiB")."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale / 10 or unit == "KiB":
+            break
+    return f"{size / scale:.{0 if size >= 10 * scale else 1}f} {unit}"
 
 
 def choose_strategy(
