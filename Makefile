@@ -12,10 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,pdf]'
 	touch $(STAMP)
 
-# The PDF test needs Pango (for WeasyPrint) and pdftoppm: Debian packages, installed when missing.
-SYSTEM_PACKAGES := poppler-utils libpango-1.0-0 libpangoft2-1.0-0
+# The PDF test needs Pango (for WeasyPrint) and pdftoppm: Debian packages, installed when missing;
+# and HarfBuzz's font subsetter, which WeasyPrint prefers to fontTools (and will require).
+SYSTEM_PACKAGES := poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 system:
-	@if ! command -v pdftoppm >/dev/null 2>&1 || ! ldconfig -p | grep -q libpangoft2-1.0; then \
+	@if ! command -v pdftoppm >/dev/null 2>&1 || ! ldconfig -p | grep -q libpangoft2-1.0 \
+		|| ! ldconfig -p | grep -q libharfbuzz-subset; then \
 		echo "installing $(SYSTEM_PACKAGES)"; \
 		apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 \
 		|| (apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null); \

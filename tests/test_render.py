@@ -4,6 +4,7 @@ the JSON; escaping, the sandbox, template overrides and their errors; PDF pages.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -295,6 +296,29 @@ def test_a_300_line_invoice_prints_on_the_expected_pages(tmp_path: Path) -> None
     subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) == 9
+
+
+def test_a_pdf_has_the_same_bytes_at_any_time_whichever_subsetter_makes_its_fonts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without HarfBuzz's subsetter (libharfbuzz-subset, missing on a fresh machine) WeasyPrint
+    subsets fonts with fontTools, which stamped each font's `head` table with the second it was
+    written: two PDFs of one invoice a second apart differed. Here fontTools makes them, its
+    clock 100 s later the second time; a SOURCE_DATE_EPOCH the caller gives is left alone."""
+    from fontTools.misc import timeTools
+    from weasyprint.pdf import fonts
+
+    monkeypatch.setattr(fonts, "harfbuzz_subset", None)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    html = "<html><body><h1>Invoice</h1><p>Total $1,054.61</p></body></html>"
+    first = documents.pdf_bytes(html)
+    later = timeTools.time.time() + 100
+    monkeypatch.setattr(timeTools.time, "time", lambda: later)
+    assert documents.pdf_bytes(html) == first
+    assert "SOURCE_DATE_EPOCH" not in os.environ
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # the caller's: 2026-01-01
+    assert documents.pdf_bytes(html) != first
+    assert os.environ["SOURCE_DATE_EPOCH"] == "1767225600"
 
 
 def test_many_pdfs_are_made_by_worker_processes_with_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

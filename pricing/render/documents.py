@@ -319,12 +319,25 @@ PARALLEL_PDFS = 16  # from this many PDFs, worker processes make them (each star
 
 
 def pdf_bytes(html: str) -> bytes:
+    """The same bytes for the same HTML, on any machine: without HarfBuzz's subsetter
+    (libharfbuzz-subset) WeasyPrint subsets fonts with fontTools, which stamps each font's `head`
+    table with the time it is written — unless SOURCE_DATE_EPOCH (reproducible builds) gives
+    one, as it does here while a PDF is made (1970-01-01, when the caller set none)."""
     try:
         from weasyprint import HTML  # the optional extra `pdf`
     except ImportError as exc:  # pragma: no cover - the test environment installs it
         message = "PDF needs WeasyPrint: pip install 'pricing-as-code[pdf]'"
         raise RenderError(message) from exc
-    return bytes(HTML(string=html).write_pdf())
+    given = os.environ.get(_EPOCH)
+    os.environ[_EPOCH] = given if given is not None else "0"
+    try:
+        return bytes(HTML(string=html).write_pdf())
+    finally:
+        if given is None:
+            del os.environ[_EPOCH]
+
+
+_EPOCH = "SOURCE_DATE_EPOCH"
 
 
 def pdfs(htmls: Sequence[str], workers: int = 1) -> Iterator[bytes]:
