@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import pricing
 from pricing.cli import main
 from pricing.render import documents
-from pricing.render.documents import PARALLEL_PDFS, Formatter, pdfs, render_run
+from pricing.render.documents import DASH, PARALLEL_PDFS, Formatter, pdfs, render_run
 from tests.conftest import CASES, REPO, assert_golden
 
 QUARTER = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
@@ -146,6 +146,38 @@ def test_money_by_locale_and_currency(minor: str, currency: str, locale: str, ex
 def test_quantities_keep_every_digit() -> None:
     fmt = Formatter(Locale.parse("en_US"), "USD", ZoneInfo("UTC"))
     assert fmt.number(Decimal("1234567.000000000000000001")) == "1,234,567.000000000000000001"
+
+
+def test_a_composite_line_reads_as_a_percentage_of_an_amount(tmp_path: Path) -> None:
+    """A composite's quantity is an amount in minor units and its price a fraction: 10 % of
+    $442.41 read "44,241" at "$0.001". A TIERED override's tiers of it read so too."""
+    project, (invoice,) = _project(tmp_path)
+    composite = {
+        "type": "composite",
+        "product_id": "support",
+        "name": "Support",
+        "presentation_group_values": {},
+        "pricing_group_values": {},
+        "quantity": "44241",
+        "unit_price": "0.125",
+        "total": "5530",
+        "starting_at": invoice["start_timestamp"],
+        "ending_before": invoice["end_timestamp"],
+        "tiers": [
+            {"level": 1, "starting_at": "0", "size": "10000", "quantity": "10000", "price": "0.2"},
+            {"level": 2, "starting_at": "10000", "size": None, "quantity": "34241", "price": "0.1"},
+        ],
+    }
+    for tier in composite["tiers"]:
+        tier["subtotal"] = str(Decimal(tier["quantity"]) * Decimal(tier["price"]))
+    lines = [*invoice["line_items"], composite]
+    doc = documents.document({**invoice, "line_items": lines}, project, QUARTER[1])
+    (line,) = doc.charges[-1].lines
+    assert (line.quantity, line.unit_price, line.total) == ("$442.41", "12.5%", "$55.30")
+    assert [(t.range, t.quantity, t.price, t.subtotal) for t in line.tiers] == [
+        (f"$0.00 {DASH} $100.00", "$100.00", "20%", "$20.00"),
+        ("$100.00 and over", "$342.41", "10%", "$34.241"),  # (tier subtotals stay exact)
+    ]
 
 
 # --- untrusted text, the sandbox and project templates ----------------------------------------

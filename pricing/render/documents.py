@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
@@ -137,6 +137,9 @@ class Formatter:
     def number(self, value: Decimal) -> str:
         return format_decimal(value, locale=self.locale, decimal_quantization=False)
 
+    def percent(self, fraction: Decimal) -> str:
+        return format_percent(fraction, locale=self.locale, decimal_quantization=False)
+
     def day(self, instant: datetime) -> str:
         return format_date(instant.astimezone(self.timezone).date(), format="medium", locale=self.locale)
 
@@ -162,21 +165,25 @@ def _groups_label(line: Mapping[str, Any]) -> str:
 
 def _line(line: Mapping[str, Any], invoice_period: tuple[str, str], fmt: Formatter) -> Line:
     span = (line["starting_at"], line["ending_before"])
+    # A composite charges a fraction of an amount — "10%" of "$442.41" — and so do its tiers
+    # under a TIERED override (it read "44,241" units at "$0.001": the amount in cents, the
+    # fraction as money).
+    amount, price = (fmt.money, fmt.percent) if line["type"] == "composite" else (fmt.number, fmt.money)
     tiers = []
     for tier in line["tiers"]:
         start = Decimal(tier["starting_at"])
         size = tier["size"]
         bounds = (
-            f"{fmt.number(start)} and over"
+            f"{amount(start)} and over"
             if size is None
-            else f"{fmt.number(start)} {DASH} {fmt.number(start + Decimal(size))}"
+            else f"{amount(start)} {DASH} {amount(start + Decimal(size))}"
         )
         tiers.append(
             Tier(
                 tier["level"],
                 bounds,
-                fmt.number(Decimal(tier["quantity"])),
-                fmt.money(Decimal(tier["price"])),
+                amount(Decimal(tier["quantity"])),
+                price(Decimal(tier["price"])),
                 fmt.money(Decimal(tier["subtotal"])),
             )
         )
@@ -185,8 +192,8 @@ def _line(line: Mapping[str, Any], invoice_period: tuple[str, str], fmt: Formatt
         name=line["name"],
         label=_groups_label(line),
         period="" if span == invoice_period else fmt.period(_instant(span[0]), _instant(span[1])),
-        quantity=fmt.number(Decimal(line["quantity"])),
-        unit_price="" if line["unit_price"] is None else fmt.money(Decimal(line["unit_price"])),
+        quantity=amount(Decimal(line["quantity"])),
+        unit_price="" if line["unit_price"] is None else price(Decimal(line["unit_price"])),
         total=fmt.money(Decimal(line["total"])),
         amount=line["total"],
         tiers=tuple(tiers),
