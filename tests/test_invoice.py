@@ -401,6 +401,36 @@ def test_composite_support_fee(tmp_path: Path) -> None:
     assert invoice["total"] == "1245"
 
 
+def test_a_tiered_override_of_a_composite_shows_its_tiers(tmp_path: Path) -> None:
+    """10 % of calls, 10 × 100 = 1,000, under a TIERED override: the first 400 of the base at
+    the full fraction, the rest at half. 400 × 0.1 + 600 × 0.05 = 40 + 30 = 70. The line had
+    no unit price and no tier breakdown to say so."""
+    rates = "\n".join(
+        [
+            FLAT_CALLS,
+            "      - {product: support, starting_at: 2026-01-01, rate_type: PERCENTAGE, fraction: 0.1}",
+        ]
+    )
+    override = (
+        "    overrides:\n      - {starting_at: 2026-01-01, product: support, type: TIERED,"
+        " tiers: [{size: 400, multiplier: 1}, {multiplier: 0.5}]}"
+    )
+    invoice = usage_invoice(run(tmp_path, contract(rates, override), [CALL] * 10))
+    support = invoice["line_items"][-1]
+    assert (support["quantity"], support["unit_price"], support["total"]) == ("1000", None, "70")
+    assert support["tiers"] == [
+        {"level": 1, "starting_at": "0", "size": "400", "quantity": "400", "price": "0.1", "subtotal": "40"},
+        {
+            "level": 2,
+            "starting_at": "400",
+            "size": None,
+            "quantity": "600",
+            "price": "0.05",
+            "subtotal": "30",
+        },
+    ]
+
+
 @pytest.mark.parametrize(
     ("rounding", "expected"),
     [

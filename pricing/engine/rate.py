@@ -466,6 +466,7 @@ def composite_lines(
                     base,
                     priced.unit_price,
                     round_to(priced.amount, 0, rounding),
+                    tiers=priced.tiers,  # (under a TIERED override: its fraction, tier by tier)
                 )
             )
     return lines
