@@ -325,6 +325,9 @@ def render_text(env: SandboxedEnvironment, name: str, doc: Document) -> str:
 PARALLEL_PDFS = 16  # from this many PDFs, worker processes make them (each starts in ~1 s)
 
 
+_EPOCH = "SOURCE_DATE_EPOCH"
+
+
 def pdf_bytes(html: str) -> bytes:
     """The same bytes for the same HTML, on any machine: without HarfBuzz's subsetter
     (libharfbuzz-subset) WeasyPrint subsets fonts with fontTools, which stamps each font's `head`
@@ -335,16 +338,14 @@ def pdf_bytes(html: str) -> bytes:
     except ImportError as exc:  # pragma: no cover - the test environment installs it
         message = "PDF needs WeasyPrint: pip install 'pricing-as-code[pdf]'"
         raise RenderError(message) from exc
-    given = os.environ.get(_EPOCH)
-    os.environ[_EPOCH] = given if given is not None else "0"
+    unset = _EPOCH not in os.environ
+    if unset:
+        os.environ[_EPOCH] = "0"
     try:
         return bytes(HTML(string=html).write_pdf())
     finally:
-        if given is None:
+        if unset:
             del os.environ[_EPOCH]
-
-
-_EPOCH = "SOURCE_DATE_EPOCH"
 
 
 def pdfs(htmls: Sequence[str], workers: int = 1) -> Iterator[bytes]:
