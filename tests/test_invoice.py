@@ -431,6 +431,35 @@ def test_a_tiered_override_of_a_composite_shows_its_tiers(tmp_path: Path) -> Non
     ]
 
 
+def test_a_composites_tiers_count_from_the_start_of_the_period(tmp_path: Path) -> None:
+    """The fee's fraction goes from 10 % to 20 % on March 15 (and calls' rate is cut there too,
+    at the same price), under a TIERED override: the first 400 of the base at the full fraction,
+    the rest at half — counted per period, as usage tiers are. Calls at 100: 3 before (300),
+    5 after (500). First segment: 300 × 0.1 = 30. Second, from 300 used: 100 × 0.2 = 20, then
+    400 × 0.2 × 0.5 = 40 — 60; the tiers started again at 0 and charged 400 × 0.2 + 100 × 0.1 = 90."""
+    rates = "\n".join(
+        [
+            "      - {product: calls, starting_at: 2026-01-01, ending_before: 2026-03-15, rate_type: FLAT, price: 100}",
+            "      - {product: calls, starting_at: 2026-03-15, rate_type: FLAT, price: 100}",
+            "      - {product: support, starting_at: 2026-01-01, ending_before: 2026-03-15, rate_type: PERCENTAGE,"
+            " fraction: 0.1}",
+            "      - {product: support, starting_at: 2026-03-15, rate_type: PERCENTAGE, fraction: 0.2}",
+        ]
+    )
+    override = (
+        "    overrides:\n      - {starting_at: 2026-01-01, product: support, type: TIERED,"
+        " tiers: [{size: 400, multiplier: 1}, {multiplier: 0.5}]}"
+    )
+    early = [{**CALL, "timestamp": "2026-03-10T12:00:00Z"}] * 3
+    late = [{**CALL, "timestamp": "2026-03-20T12:00:00Z"}] * 5
+    invoice = usage_invoice(run(tmp_path, contract(rates, override), early + late))
+    assert totals(invoice) == [("calls", "300"), ("calls", "500"), ("support", "30"), ("support", "60")]
+    assert [(t["starting_at"], t["quantity"], t["subtotal"]) for t in invoice["line_items"][-1]["tiers"]] == [
+        ("0", "100", "20"),  # (a tier starts where it starts; the line's 100 units of it are 300–400)
+        ("400", "400", "40"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("rounding", "expected"),
     [

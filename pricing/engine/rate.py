@@ -443,6 +443,7 @@ def composite_lines(
             p.id for p in project.tagged(product.composite_tags)
         }
         rates = product_rates(card, product)
+        used = ZERO  # the base of the period's earlier segments: tiers count from the period start
         for segment in segments(period, card, contract, product):
             rate = matching_rate(rates, segment[0], ())
             found, entitled = terms(contract, product, rate, segment[0])
@@ -456,7 +457,8 @@ def composite_lines(
                 and not (product.exclude_free_usage and line.unit_price == 0)
             ]
             base = total(line.total for line in base_lines)
-            priced = charge(found.price, found.multipliers, ZERO, base)
+            priced = charge(found.price, found.multipliers, used, base)
+            used = total((used, base))
             lines.append(
                 Line(
                     "composite",
