@@ -374,6 +374,38 @@ def test_subscription_in_advance_without_proration(tmp_path: Path) -> None:
     assert totals(invoice) == [("seats", "1000")]
 
 
+SEATS_15 = (
+    "      - {product: seats, starting_at: 2026-01-01, rate_type: SUBSCRIPTION, price: 1000, quantity: 15}"
+)
+SEAT_TIERS = (
+    "    overrides:\n      - {starting_at: 2026-01-01, product: seats, type: TIERED,"
+    " tiers: [{size: 10, multiplier: 1}, {multiplier: 0.5}]}"
+)
+
+
+def test_a_tiered_override_of_a_subscription_prices_its_seats_tier_by_tier(tmp_path: Path) -> None:
+    """15 seats at 1,000, the first 10 at the full price, the rest at half:
+    10 × 1,000 + 5 × 500 = 12,500 (every seat was at the first tier's multiplier: 15,000)."""
+    invoice = usage_invoice(run(tmp_path, contract(SEATS_15, SEAT_TIERS), []))
+    (line,) = invoice["line_items"]
+    assert (line["quantity"], line["unit_price"], line["total"]) == ("15", None, "12500")
+    assert [
+        (t["level"], t["starting_at"], t["size"], t["quantity"], t["price"], t["subtotal"])
+        for t in line["tiers"]
+    ] == [
+        (1, "0", "10", "10", "1000", "10000"),
+        (2, "10", None, "5", "500", "2500"),
+    ]
+
+
+def test_a_prorated_subscription_under_a_tiered_override(tmp_path: Path) -> None:
+    """From March 15: the whole month's 12,500 (as above) × 17/31 = 6,854.84 → 6,855. The tiers
+    show the whole billing period, as the unit price of a prorated line does."""
+    invoice = usage_invoice(run(tmp_path, contract(SEATS_15, SEAT_TIERS, starting_at="2026-03-15"), []))
+    (line,) = invoice["line_items"]
+    assert (line["total"], [t["subtotal"] for t in line["tiers"]]) == ("6855", ["10000", "2500"])
+
+
 def test_composite_support_fee(tmp_path: Path) -> None:
     """10 % of the api-tagged lines and lm4: calls 10 × 100 = 1,000, lm4 2.5 × 50 = 125;
     units_by_region is not a member. (1,000 + 125) × 0.1 = 112.5 → 113."""

@@ -404,12 +404,13 @@ def subscription_lines(project: Project, contract: ir.Contract, period: Period, 
                 found, entitled = terms(contract, product, rate, piece[0])
                 if found is None or not entitled:
                     continue
-                with localcontext(ARITHMETIC):
-                    unit = charge(found.price, found.multipliers, ZERO, Decimal(1)).amount
-                    amount = unit * rate.price.quantity
-                    if rate.price.is_prorated:
-                        share = amount * _local_span(*piece, timezone)
-                        amount = DIVISION.divide(share, _local_span(*full, timezone))
+                # The seats of a whole billing period (under a TIERED override, tier by tier: the
+                # breakdown shows them so), then the piece's share of it.
+                priced = charge(found.price, found.multipliers, ZERO, rate.price.quantity)
+                amount = priced.amount
+                if rate.price.is_prorated:
+                    share = ARITHMETIC.multiply(amount, _local_span(*piece, timezone))
+                    amount = DIVISION.divide(share, _local_span(*full, timezone))
                 lines.append(
                     Line(
                         "subscription",
@@ -417,8 +418,9 @@ def subscription_lines(project: Project, contract: ir.Contract, period: Period, 
                         product.name,
                         *piece,
                         rate.price.quantity,
-                        unit,
+                        priced.unit_price,
                         round_to(amount, 0, rounding),
+                        tiers=priced.tiers,
                     )
                 )
     return lines
