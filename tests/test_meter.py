@@ -489,6 +489,44 @@ def test_parquet_text_stored_as_bytes_and_durations(tmp_path: Path) -> None:
     ]
 
 
+def test_parquet_bytes_inside_a_list_or_struct_value(tmp_path: Path) -> None:
+    """Bytes inside a list or struct property value are UTF-8 text too (the value is its JSON
+    text); bytes that are not make the row invalid. They stopped the run: "could not read the
+    events (…): invalid utf8". Rows 2 and 4 hold \\xff in `user`, row 5 in `region`; users is
+    UNIQUE of `user` over rows 1 and 3: ["a","b"] and [null,"a"] (a null element stays null),
+    two values."""
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    pl.DataFrame(
+        {
+            "transaction_id": ["1", "2", "3", "4", "5"],
+            "customer_id": ["acme"] * 5,
+            "event_type": ["call"] * 5,
+            "timestamp": [at] * 5,
+            "properties.user": [
+                [b"a", b"b"],
+                [b"a", b"\xff"],
+                [None, b"a"],
+                [b"not \xff in a long value"],
+                None,
+            ],
+            "properties.region": [
+                {"id": "é".encode()},
+                {"id": b"x"},
+                {"id": b"x"},
+                {"id": b"x"},
+                {"id": b"\xfe"},
+            ],
+        }
+    ).write_parquet(tmp_path / "nested.parquet")
+    result = compile(pricing.load(CASE)).usage([str(tmp_path / "nested.parquet")], *MARCH)
+    assert metric_table(result) == {("calls", "[]"): Decimal(2), ("users", "[]"): Decimal(2)}
+    assert [(i.reason, i.row) for i in result.ledger.invalid] == [
+        ("property 'user' is not UTF-8 text", 2),
+        ("property 'user' is not UTF-8 text", 4),
+        ("property 'region' is not UTF-8 text", 5),
+    ]
+
+
 @pytest.mark.parametrize("strategy", [PRE_AGGREGATED, PER_METRIC])
 def test_usage_that_adds_up_past_what_quantities_hold_says_so(tmp_path: Path, strategy: str) -> None:
     """Two costs of 9 × 10^19 add up to 1.8 × 10^20, past Decimal(38, 18): the run stops with

@@ -58,35 +58,46 @@ def _as_text(column: pl.Expr, dtype: DType) -> pl.Expr:
     """A field or property column as text, whatever its type: numbers by their shortest decimal
     form; a list or struct (not a property value a metric can use) as its JSON text, as the
     NDJSON reader gives it; a duration in ISO 8601 (`PT1S`); bytes as UTF-8 text (null where
-    they are not, `_not_utf8` says so)."""
+    they are not, at any depth: `_not_utf8` makes the row invalid)."""
     if dtype == pl.String:
         return column
     if dtype.is_nested() or isinstance(dtype, pl.Duration):
-        # (the JSON writer takes no bytes: inside a list or struct they are text, or null)
-        value = column.cast(_bytes_as_text(dtype), strict=False).alias("v")
+        value = _bytes_as_text(column, dtype).alias("v")  # (the JSON writer takes no bytes)
         encoded = pl.struct(value).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
         text = encoded if dtype.is_nested() else encoded.str.strip_chars('"')
         return pl.when(column.is_not_null()).then(text)
     if isinstance(dtype, pl.Decimal):
         # "2.50" → "2.5", "3.00" → "3"
         return column.cast(pl.String).str.replace(r"(\.\d*?)0+$", "$1").str.replace(r"\.$", "")
-    if dtype == pl.Binary:  # (bytes hidden by a null are cast too: they are emptied first)
-        utf8 = _utf8(column)
-        return pl.when(utf8).then(pl.when(utf8).then(column).otherwise(pl.lit(b"")).cast(pl.String))
+    if dtype == pl.Binary:
+        return _bytes_as_text(column, dtype)
     return column.cast(pl.String)
 
 
-def _bytes_as_text(dtype: DType) -> DType:
-    """`dtype` with text for bytes, at any depth."""
-    if dtype == pl.Binary:
-        return pl.String()
+def _bytes_as_text(column: pl.Expr, dtype: DType) -> pl.Expr:
+    """`column` with its bytes, at any depth (in a list, an array, a struct), as UTF-8 text, or
+    null where they are not (`_not_utf8` makes the row invalid)."""
+    if not _holds_bytes(dtype):
+        return column
     if isinstance(dtype, pl.List):
-        return pl.List(_bytes_as_text(dtype.inner))
+        return column.list.eval(_bytes_as_text(pl.element(), dtype.inner))
     if isinstance(dtype, pl.Array):
-        return pl.Array(_bytes_as_text(dtype.inner), dtype.shape)
+        return _bytes_as_text(column.arr.to_list(), pl.List(dtype.inner)).list.to_array(dtype.shape[0])
     if isinstance(dtype, pl.Struct):
-        return pl.Struct({f.name: _bytes_as_text(f.dtype) for f in dtype.fields})
-    return dtype
+        fields = [_bytes_as_text(column.struct.field(f.name), f.dtype).alias(f.name) for f in dtype.fields]
+        return pl.when(column.is_not_null()).then(pl.struct(fields))
+    # Bytes hidden by a null are cast too, so all are emptied first but UTF-8 text; exactly
+    # so: other forms of this (`when(~utf8).then(b"")`, a null kept null) failed the query.
+    utf8 = _all_utf8(column, dtype)
+    return pl.when(utf8).then(pl.when(utf8).then(column).otherwise(pl.lit(b"")).cast(pl.String))
+
+
+def _holds_bytes(dtype: DType) -> bool:
+    if isinstance(dtype, pl.List | pl.Array):
+        return _holds_bytes(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_bytes(f.dtype) for f in dtype.fields)
+    return dtype == pl.Binary
 
 
 # Bytes that are UTF-8 text (RFC 3629: no overlong forms, surrogates or code points past
@@ -100,13 +111,25 @@ _UTF8_HEX = (
 )
 
 
-def _utf8(column: pl.Expr) -> pl.Expr:
+def _all_utf8(column: pl.Expr, dtype: DType) -> pl.Expr:
+    """Whether every value of bytes in `column`, at any depth (in a list, an array, a struct),
+    is UTF-8 text; null for a null value of bytes or list."""
+    if isinstance(dtype, pl.List):
+        return column.list.eval(_all_utf8(pl.element(), dtype.inner).fill_null(True)).list.all()
+    if isinstance(dtype, pl.Array):
+        return _all_utf8(column.arr.to_list(), pl.List(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        fields = [
+            _all_utf8(column.struct.field(f.name), f.dtype) for f in dtype.fields if _holds_bytes(f.dtype)
+        ]
+        return pl.all_horizontal(f.fill_null(True) for f in fields)
     return column.bin.encode("hex").str.contains(_UTF8_HEX)
 
 
-def _not_utf8(column: pl.Expr, name: str) -> pl.Expr:
-    """Why a row is invalid when its value in a column of bytes is not UTF-8 text (null: it is)."""
-    return pl.when(column.is_not_null() & ~_utf8(column)).then(pl.lit(f"{name} is not UTF-8 text"))
+def _not_utf8(column: pl.Expr, dtype: DType, name: str) -> pl.Expr:
+    """Why a row is invalid when bytes in its value (at any depth) are not UTF-8 text (null:
+    they are)."""
+    return pl.when(~_all_utf8(column, dtype)).then(pl.lit(f"{name} is not UTF-8 text"))
 
 
 RFC_3339 = "%Y-%m-%dT%H:%M:%S%.f%#z"  # an offset: Z, +02:00, +0200 or +02
@@ -342,7 +365,7 @@ def _table_fields(
         malformed = pl.coalesce(malformed, pl.lit(f"{hint} (column names are case-sensitive)"))
     named: list[tuple[pl.Expr, DType, str]] = [(columns[f], types[f], f) for f in TEXT_FIELDS]
     named += [(props[n], prop_types[n], f"property '{n}'") for n in properties]
-    undecoded = [_not_utf8(column, name) for column, dtype, name in named if dtype == pl.Binary]
+    undecoded = [_not_utf8(column, dtype, name) for column, dtype, name in named if _holds_bytes(dtype)]
     if undecoded:
         malformed = pl.coalesce(malformed, *undecoded)
     return frame, _Fields(columns, types, props, prop_types, malformed)
