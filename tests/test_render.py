@@ -180,6 +180,57 @@ def test_a_composite_line_reads_as_a_percentage_of_an_amount(tmp_path: Path) -> 
     ]
 
 
+def test_a_prorated_subscription_line_says_so_with_its_dates(tmp_path: Path) -> None:
+    """15 seats at $10.00 from March 15 cost $68.55 (12,500 × 17/31 cents, the first 10 at full
+    price, the rest at half): "15 · $68.55" under tiers of $100.00 and $25.00 left the reader to
+    guess why. A whole month's seats (3 × $10.00 = $30.00) need no note; the same seats prorated
+    ($16.45, 3,000 × 17/31) do."""
+    project, (invoice,) = _project(tmp_path)
+    march = (invoice["start_timestamp"], invoice["end_timestamp"])
+
+    def seats(
+        start: str, total: str, quantity: str, unit: str | None, tiers: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "type": "subscription",
+            "product_id": "seats",
+            "name": "Seats",
+            "presentation_group_values": {},
+            "pricing_group_values": {},
+            "quantity": quantity,
+            "unit_price": unit,
+            "total": total,
+            "starting_at": start,
+            "ending_before": march[1],
+            "tiers": tiers,
+        }
+
+    tiers = [
+        {
+            "level": 1,
+            "starting_at": "0",
+            "size": "10",
+            "quantity": "10",
+            "price": "1000",
+            "subtotal": "10000",
+        },
+        {"level": 2, "starting_at": "10", "size": None, "quantity": "5", "price": "500", "subtotal": "2500"},
+    ]
+    lines = [
+        seats("2026-03-15T00:00:00Z", "6855", "15", None, tiers),
+        seats(march[0], "12500", "15", None, tiers),
+        seats(march[0], "3000", "3", "1000", []),
+        seats("2026-03-15T00:00:00Z", "1645", "3", "1000", []),
+    ]
+    doc = documents.document({**invoice, "line_items": lines}, project, QUARTER[1])
+    assert [line.period for line in doc.charges[0].lines] == [
+        f"Mar 15, 2026 {DASH} Mar 31, 2026, prorated",
+        "",
+        "",
+        f"Mar 15, 2026 {DASH} Mar 31, 2026, prorated",
+    ]
+
+
 # --- untrusted text, the sandbox and project templates ----------------------------------------
 
 XSS = "<img src=x onerror=alert(1)>"

@@ -44,7 +44,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from pricing.compiler.link import Project
 from pricing.files import write_bytes_atomic, write_text_atomic
-from pricing.money import ARITHMETIC, as_money, total
+from pricing.money import ARITHMETIC, as_money, round_to, total
 from pricing.render import FORMATS, document_name
 from pricing.schemas import check_run_file
 
@@ -82,7 +82,7 @@ class Line:
     type: str
     name: str
     label: str  # presentation and pricing group values, "" when none
-    period: str  # the line's own dates when they differ from the invoice's, else ""
+    period: str  # the line's own dates when they differ from the invoice's or it is prorated, else ""
     quantity: str
     unit_price: str
     total: str
@@ -163,8 +163,23 @@ def _groups_label(line: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in values.items())
 
 
-def _line(line: Mapping[str, Any], invoice_period: tuple[str, str], fmt: Formatter) -> Line:
+def _prorated(line: Mapping[str, Any], rounding: str) -> bool:
+    """Whether a subscription line charges a share of its billing period: its total is not what
+    its seats cost for the whole period (quantity × unit price, or its tiers), rounded."""
+    if line["type"] != "subscription":
+        return False
+    tiers = line["tiers"]
+    if tiers:
+        whole = total(Decimal(t["subtotal"]) for t in tiers)
+    else:
+        whole = Decimal(line["quantity"]) * Decimal(line["unit_price"])
+    return round_to(whole, 0, rounding) != Decimal(line["total"])
+
+
+def _line(line: Mapping[str, Any], invoice_period: tuple[str, str], fmt: Formatter, rounding: str) -> Line:
     span = (line["starting_at"], line["ending_before"])
+    # A prorated subscription says so, with its dates: "15 · $10.00 · $68.55" puzzled
+    prorated = _prorated(line, rounding)
     # A composite charges a fraction of an amount — "10%" of "$442.41" — and so do its tiers
     # under a TIERED override (it read "44,241" units at "$0.001": the amount in cents, the
     # fraction as money).
@@ -191,7 +206,11 @@ def _line(line: Mapping[str, Any], invoice_period: tuple[str, str], fmt: Formatt
         type=line["type"],
         name=line["name"],
         label=_groups_label(line),
-        period="" if span == invoice_period else fmt.period(_instant(span[0]), _instant(span[1])),
+        period=(
+            ""
+            if span == invoice_period and not prorated
+            else fmt.period(_instant(span[0]), _instant(span[1])) + (", prorated" if prorated else "")
+        ),
         quantity=amount(Decimal(line["quantity"])),
         unit_price="" if line["unit_price"] is None else price(Decimal(line["unit_price"])),
         total=fmt.money(Decimal(line["total"])),
@@ -214,6 +233,7 @@ def document(invoice: Mapping[str, Any], project: Project, as_of: datetime) -> D
             locale = Locale.parse(DEFAULT_LOCALE)
         fmt = Formatter(locale, invoice["currency"], ZoneInfo(manifest.timezone))
         period = (invoice["start_timestamp"], invoice["end_timestamp"])
+        rounding = manifest.rounding.value
         groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         applied = [line for line in invoice["line_items"] if line["type"] == "applied"]
         for line in invoice["line_items"]:
@@ -242,11 +262,11 @@ def document(invoice: Mapping[str, Any], project: Project, as_of: datetime) -> D
                     product_id,
                     name,
                     fmt.money(total(Decimal(li["total"]) for li in lines)),
-                    tuple(_line(li, period, fmt) for li in lines),
+                    tuple(_line(li, period, fmt, rounding) for li in lines),
                 )
                 for (product_id, name), lines in groups.items()
             ),
-            adjustments=tuple(_line(li, period, fmt) for li in applied),
+            adjustments=tuple(_line(li, period, fmt, rounding) for li in applied),
             subtotal=fmt.money(Decimal(invoice["subtotal"])),
             applied=fmt.money(total(Decimal(li["total"]) for li in applied)),
             total=fmt.money(Decimal(invoice["total"])),
