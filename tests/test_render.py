@@ -184,7 +184,8 @@ def test_a_prorated_subscription_line_says_so_with_its_dates(tmp_path: Path) -> 
     """15 seats at $10.00 from March 15 cost $68.55 (12,500 × 17/31 cents, the first 10 at full
     price, the rest at half): "15 · $68.55" under tiers of $100.00 and $25.00 left the reader to
     guess why. A whole month's seats (3 × $10.00 = $30.00) need no note; the same seats prorated
-    ($16.45, 3,000 × 17/31) do."""
+    ($16.45, 3,000 × 17/31) do; no seats under the override (no tier, no unit price) cost nothing
+    and say nothing."""
     project, (invoice,) = _project(tmp_path)
     march = (invoice["start_timestamp"], invoice["end_timestamp"])
 
@@ -221,6 +222,7 @@ def test_a_prorated_subscription_line_says_so_with_its_dates(tmp_path: Path) -> 
         seats(march[0], "12500", "15", None, tiers),
         seats(march[0], "3000", "3", "1000", []),
         seats("2026-03-15T00:00:00Z", "1645", "3", "1000", []),
+        seats("2026-03-15T00:00:00Z", "0", "0", None, []),  # (no seat reaches a tier of an override)
     ]
     doc = documents.document({**invoice, "line_items": lines}, project, QUARTER[1])
     assert [line.period for line in doc.charges[0].lines] == [
@@ -228,6 +230,7 @@ def test_a_prorated_subscription_line_says_so_with_its_dates(tmp_path: Path) -> 
         "",
         "",
         f"Mar 15, 2026 {DASH} Mar 31, 2026, prorated",
+        f"Mar 15, 2026 {DASH} Mar 31, 2026",
     ]
 
 

@@ -168,9 +168,10 @@ def _prorated(line: Mapping[str, Any], rounding: str) -> bool:
     its seats cost for the whole period (quantity × unit price, or its tiers), rounded."""
     if line["type"] != "subscription":
         return False
-    tiers = line["tiers"]
-    if tiers:
-        whole = total(Decimal(t["subtotal"]) for t in tiers)
+    if line["tiers"]:
+        whole = total(Decimal(t["subtotal"]) for t in line["tiers"])
+    elif line["unit_price"] is None:  # no seats under a TIERED override: no tier reached
+        return False
     else:
         whole = Decimal(line["quantity"]) * Decimal(line["unit_price"])
     return round_to(whole, 0, rounding) != Decimal(line["total"])
