@@ -55,6 +55,7 @@ CODES = {
     "W502": "metric used by no product",
     "W503": "COUNT metric with an aggregation key",
     "W505": "fraction above 1",
+    "W506": "composite names another composite",
 }
 
 

@@ -312,6 +312,30 @@ def composite_acyclic(project: Project) -> Iterator[Diagnostic]:
                 stack.extend(members(member))
 
 
+def composite_members_not_composite(project: Project) -> Iterator[Diagnostic]:
+    """W506: a composite names no other composite (by id or tag): a composite is never part of
+    another's base, so naming one adds nothing (one naming itself is E511)."""
+    for product in project.products.values():
+        if product.type is not ir.ProductType.COMPOSITE:
+            continue
+        named = [
+            (project.products.get(ref.id), "composite_product_ids", ref.span)
+            for ref in product.composite_product_ids
+        ]
+        tagged = [
+            (p, "composite_tags", product.at("composite_tags"))
+            for p in project.tagged(product.composite_tags)
+        ]
+        for member, field, span in named + tagged:
+            if member is None or member.type is not ir.ProductType.COMPOSITE or member.id == product.id:
+                continue
+            message = (
+                f"composite product '{product.id}' names composite product '{member.id}' in {field},"
+                " which adds nothing: a composite is never part of another composite's base"
+            )
+            yield warning("W506", message, span)
+
+
 def pricing_group_values_known(project: Project) -> Iterator[Diagnostic]:
     """E512: pricing_group_values name only properties of the product's pricing_group_key."""
     for card in project.rate_cards.values():
@@ -421,6 +445,7 @@ RULES: tuple[Rule, ...] = (
     contracts_do_not_overlap,
     commit_currency,
     composite_acyclic,
+    composite_members_not_composite,
     pricing_group_values_known,
     fixed_products,
     entitled_coverage,
