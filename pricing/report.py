@@ -56,6 +56,8 @@ CODES = {
     "W503": "COUNT metric with an aggregation key",
     "W505": "fraction above 1",
     "W506": "composite names another composite",
+    "W507": "override that never applies",
+    "W508": "charge scheduled outside its contract",
 }
 
 

@@ -519,6 +519,7 @@ def _override(ctx: _Context, o: dict[str, Any], p: JsonPath) -> ir.Override:
 def _scheduled(ctx: _Context, s: dict[str, Any], p: JsonPath) -> ir.ScheduledAmount:
     return ir.ScheduledAmount(
         span=ctx.span(p),
+        spans=ctx.spans(s, p),
         timestamp=ctx.instant(s["timestamp"], (*p, "timestamp")),
         amount=Decimal(s["amount"]),
     )

@@ -25,6 +25,10 @@ def when(instant: datetime | None) -> str:
     return "the open end" if instant is None else instant.isoformat().replace("+00:00", "Z")
 
 
+def _inside(instant: datetime, interval: Interval) -> bool:
+    return interval[0] <= instant and (interval[1] is None or instant < interval[1])
+
+
 def _overlaps(a: Interval, b: Interval) -> bool:
     a_before_b_ends = b[1] is None or a[0] < b[1]
     b_before_a_ends = a[1] is None or b[0] < a[1]
@@ -370,6 +374,60 @@ def fixed_products(project: Project) -> Iterator[Diagnostic]:
                     yield error("E513", message, item.product.span)
 
 
+def overrides_apply(project: Project) -> Iterator[Diagnostic]:
+    """W507: an override can apply: its time range meets the contract's, and a product it
+    targets has a rate on the contract's rate card (an override changes a rate of the card; it
+    adds none)."""
+    for contract in project.contracts.values():
+        card = project.rate_cards.get(contract.rate_card.id)
+        rated = {r.product.id for r in card.rates} if card is not None else set()
+        term = (contract.starting_at, contract.ending_before)
+        for override in contract.overrides:
+            if not _overlaps((override.starting_at, override.ending_before), term):
+                message = (
+                    f"this override ({when(override.starting_at)} to {when(override.ending_before)}) lies "
+                    f"outside contract '{contract.id}' ({when(contract.starting_at)} to "
+                    f"{when(contract.ending_before)}), so it never applies"
+                )
+                yield warning("W507", message, override.at("starting_at"))
+                continue
+            if card is None:
+                continue
+            if override.product is not None:
+                targets, named = [override.product.id], f"product '{override.product.id}'"
+            else:
+                targets = [p.id for p in project.tagged(override.applicable_product_tags)]
+                named = f"any product tagged {', '.join(override.applicable_product_tags)}"
+            if not rated.intersection(targets):
+                message = (
+                    f"rate card '{card.id}' of contract '{contract.id}' has no rate for {named}, so "
+                    "this override never applies: an override changes a rate of the card, it adds none"
+                )
+                field = "product" if override.product is not None else "applicable_product_tags"
+                yield warning("W507", message, override.at(field))
+
+
+def charges_inside_contracts(project: Project) -> Iterator[Diagnostic]:
+    """W508: a scheduled charge or prepaid commit payment falls inside its contract's term."""
+    for contract in project.contracts.values():
+        term = (contract.starting_at, contract.ending_before)
+        amounts = [a for charge in contract.scheduled_charges for a in charge.schedule]
+        amounts += [
+            a
+            for commit in contract.commits
+            if commit.type is ir.CommitType.PREPAID
+            for a in commit.invoice_schedule
+        ]
+        for amount in amounts:
+            if not _inside(amount.timestamp, term):
+                message = (
+                    f"this charge at {when(amount.timestamp)} is outside contract '{contract.id}' "
+                    f"({when(contract.starting_at)} to {when(contract.ending_before)}); it is invoiced all "
+                    "the same"
+                )
+                yield warning("W508", message, amount.at("timestamp"))
+
+
 def _gaps(cover: list[Interval], start: datetime, end: datetime | None) -> Iterator[Interval]:
     """The parts of [start, end) that no interval of `cover` covers."""
     cursor: datetime | None = start
@@ -448,6 +506,8 @@ RULES: tuple[Rule, ...] = (
     composite_members_not_composite,
     pricing_group_values_known,
     fixed_products,
+    overrides_apply,
+    charges_inside_contracts,
     entitled_coverage,
     metrics_used,
 )
