@@ -58,6 +58,7 @@ CODES = {
     "W506": "composite names another composite",
     "W507": "override that never applies",
     "W508": "charge scheduled outside its contract",
+    "W509": "commit or credit that applies to no rated product",
 }
 
 

@@ -407,6 +407,36 @@ def overrides_apply(project: Project) -> Iterator[Diagnostic]:
                 yield warning("W507", message, override.at(field))
 
 
+def commits_apply(project: Project) -> Iterator[Diagnostic]:
+    """W509: a commit or credit that names the products it pays for (by id or tag) names one
+    with a rate on its contract's rate card; else it never pays anything."""
+    for contract in project.contracts.values():
+        card = project.rate_cards.get(contract.rate_card.id)
+        if card is None:
+            continue
+        rated = {r.product.id for r in card.rates}
+        for commit in (*contract.commits, *contract.credits):
+            if not (commit.applicable_product_ids or commit.applicable_product_tags):
+                continue  # (every product)
+            named = {r.id for r in commit.applicable_product_ids}
+            named |= {p.id for p in project.tagged(commit.applicable_product_tags)}
+            if rated.isdisjoint(named):
+                kind = "credit" if commit.type is None else "commit"
+                outcome = (
+                    "is billed in full as a true-up"
+                    if commit.type is ir.CommitType.POSTPAID
+                    else "is never drawn down"
+                )
+                message = (
+                    f"rate card '{card.id}' of contract '{contract.id}' has no rate for any product this "
+                    f"{kind} applies to ({', '.join(sorted(named))}), so its balance {outcome}"
+                )
+                field = (
+                    "applicable_product_ids" if commit.applicable_product_ids else "applicable_product_tags"
+                )
+                yield warning("W509", message, commit.at(field))
+
+
 def charges_inside_contracts(project: Project) -> Iterator[Diagnostic]:
     """W508: a scheduled charge or prepaid commit payment falls inside its contract's term."""
     for contract in project.contracts.values():
@@ -507,6 +537,7 @@ RULES: tuple[Rule, ...] = (
     pricing_group_values_known,
     fixed_products,
     overrides_apply,
+    commits_apply,
     charges_inside_contracts,
     entitled_coverage,
     metrics_used,
