@@ -374,13 +374,18 @@ def fixed_products(project: Project) -> Iterator[Diagnostic]:
                     yield error("E513", message, item.product.span)
 
 
+def _card_products(project: Project, contract: ir.Contract) -> tuple[ir.RateCard | None, set[str]]:
+    """The contract's rate card and the products it has a rate for."""
+    card = project.rate_cards.get(contract.rate_card.id)
+    return card, {r.product.id for r in card.rates} if card is not None else set()
+
+
 def overrides_apply(project: Project) -> Iterator[Diagnostic]:
     """W507: an override can apply: its time range meets the contract's, and a product it
     targets has a rate on the contract's rate card (an override changes a rate of the card; it
     adds none)."""
     for contract in project.contracts.values():
-        card = project.rate_cards.get(contract.rate_card.id)
-        rated = {r.product.id for r in card.rates} if card is not None else set()
+        card, rated = _card_products(project, contract)
         term = (contract.starting_at, contract.ending_before)
         for override in contract.overrides:
             if not _overlaps((override.starting_at, override.ending_before), term):
@@ -411,10 +416,9 @@ def commits_apply(project: Project) -> Iterator[Diagnostic]:
     """W509: a commit or credit that names the products it pays for (by id or tag) names one
     with a rate on its contract's rate card; else it never pays anything."""
     for contract in project.contracts.values():
-        card = project.rate_cards.get(contract.rate_card.id)
+        card, rated = _card_products(project, contract)
         if card is None:
             continue
-        rated = {r.product.id for r in card.rates}
         for commit in (*contract.commits, *contract.credits):
             if not (commit.applicable_product_ids or commit.applicable_product_tags):
                 continue  # (every product)
