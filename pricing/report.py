@@ -59,6 +59,7 @@ CODES = {
     "W507": "override that never applies",
     "W508": "charge scheduled outside its contract",
     "W509": "commit or credit that applies to no rated product",
+    "W510": "metric whose filters no event can pass",
 }
 
 

@@ -513,6 +513,37 @@ def entitled_coverage(project: Project) -> Iterator[Diagnostic]:
                 yield warning("W501", message, contract.at("rate_card"), Related("the rates", rates[0].span))
 
 
+def _unmatchable(metric: ir.Metric) -> tuple[str, str] | None:
+    """Why no event can pass the metric's filters, and the field that says so (None: some can)."""
+    types = metric.event_type_filter
+    if (
+        types is not None
+        and types.in_values is not None
+        and set(types.in_values) <= set(types.not_in_values or ())
+    ):
+        return "every event type its in_values admit, its not_in_values exclude", "event_type_filter"
+    by_name: dict[str, list[ir.PropertyFilter]] = defaultdict(list)
+    for f in metric.property_filters:
+        by_name[f.name].append(f)
+    for name, filters in by_name.items():
+        if any(f.requires_presence for f in filters) and any(f.exists is False for f in filters):
+            return f"property '{name}' must be present and absent at once", "property_filters"
+        admitted = [set(f.in_values) for f in filters if f.in_values is not None]
+        excluded = {v for f in filters for v in f.not_in_values or ()}
+        if admitted and not set.intersection(*admitted) - excluded:
+            return f"no value of property '{name}' passes all its filters", "property_filters"
+    return None
+
+
+def metrics_match(project: Project) -> Iterator[Diagnostic]:
+    """W510: some event can pass a metric's filters (its `filter:` expression aside)."""
+    for metric in project.metrics.values():
+        found = _unmatchable(metric)
+        if found is not None:
+            reason, field = found
+            yield warning("W510", f"metric '{metric.id}' counts no event: {reason}", metric.at(field))
+
+
 def metrics_used(project: Project) -> Iterator[Diagnostic]:
     """W502: every metric is the billable metric of some product."""
     if Kind.PRODUCT in project.incomplete:
@@ -544,6 +575,7 @@ RULES: tuple[Rule, ...] = (
     commits_apply,
     charges_inside_contracts,
     entitled_coverage,
+    metrics_match,
     metrics_used,
 )
 
