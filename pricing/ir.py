@@ -218,6 +218,10 @@ class Tier(Located):
     price: Decimal
 
 
+# A subscription's terms in a price: a SUBSCRIPTION rate's, and a FLAT rate's of a subscription product.
+SUBSCRIPTION_TERMS = ("quantity", "billing_frequency", "is_prorated")
+
+
 @dataclass(frozen=True, slots=True)
 class Price(Located):
     """The price part of a rate, shared by rate-card rates and override rates."""
@@ -227,7 +231,7 @@ class Price(Located):
     tiers: tuple[Tier, ...]
     fraction: Decimal | None
     package_size: Decimal | None
-    quantity: Decimal  # SUBSCRIPTION units (default 1)
+    quantity: Decimal | None  # the seats; None: not written (a rate: 1; an overwrite: its rate's)
     billing_frequency: BillingFrequency
     is_prorated: bool
 

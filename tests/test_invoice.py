@@ -374,6 +374,38 @@ def test_subscription_in_advance_without_proration(tmp_path: Path) -> None:
     assert totals(invoice) == [("seats", "1000")]
 
 
+def test_a_subscription_products_flat_rate_bills_its_seats_per_period(tmp_path: Path) -> None:
+    """A subscription product's FLAT rate is a subscription (contract §5): 3 seats at 1,000 a
+    month from March 15 = 3,000 × 17/31 → 1,645; not prorated, the whole month's 3,000."""
+    flat = "      - {product: seats, starting_at: 2026-01-01, rate_type: FLAT, price: 1000, quantity: 3"
+    prorated = usage_invoice(
+        run(tmp_path, contract(flat + ", billing_frequency: MONTHLY}", starting_at="2026-03-15"), [])
+    )
+    assert [(li["quantity"], li["unit_price"], li["total"]) for li in prorated["line_items"]] == [
+        ("3", "1000", "1645")
+    ]
+    whole = run(tmp_path / "b", contract(flat + ", is_prorated: false}", starting_at="2026-03-15"), [])
+    assert totals(usage_invoice(whole)) == [("seats", "3000")]
+
+
+def test_an_overwrite_rate_gives_a_subscription_its_seats(tmp_path: Path) -> None:
+    """3 seats at 1,000; an OVERWRITE from March 1 to 5 seats at 800 = 4,000. An overwrite that
+    gives only a price keeps the rate's 3 seats: 3 × 800 = 2,400."""
+    rate = (
+        "      - {product: seats, starting_at: 2026-01-01, rate_type: SUBSCRIPTION, price: 1000, quantity: 3}"
+    )
+    overwrite = (
+        "    overrides:\n      - {starting_at: 2026-03-01, product: seats, type: OVERWRITE,"
+        " overwrite_rate: {rate_type: SUBSCRIPTION, price: 800%s}}"
+    )
+    seats = usage_invoice(run(tmp_path, contract(rate, overwrite % ", quantity: 5"), []))
+    assert [(li["quantity"], li["unit_price"], li["total"]) for li in seats["line_items"]] == [
+        ("5", "800", "4000")
+    ]
+    price_only = usage_invoice(run(tmp_path / "b", contract(rate, overwrite % ""), []))
+    assert [(li["quantity"], li["total"]) for li in price_only["line_items"]] == [("3", "2400")]
+
+
 SEATS_15 = (
     "      - {product: seats, starting_at: 2026-01-01, rate_type: SUBSCRIPTION, price: 1000, quantity: 15}"
 )

@@ -391,14 +391,16 @@ def _product(ctx: _Context, oid: str, data: dict[str, Any], path: JsonPath, _: s
     )
 
 
-# Which price fields each rate type reads; the others are errors when written.
+# Which price fields each rate type reads; the others are errors when written. (A FLAT rate takes
+# a subscription's terms when its product is one: the product may be in another file, so a FLAT
+# rate of another product is checked in rules.py.)
 _PRICE_FIELDS = {
-    ir.RateType.FLAT: {"price"},
+    ir.RateType.FLAT: {"price", *ir.SUBSCRIPTION_TERMS},
     ir.RateType.TIERED: {"tiers"},
     ir.RateType.VOLUME: {"tiers"},
     ir.RateType.PACKAGE: {"price", "package_size"},
     ir.RateType.PERCENTAGE: {"fraction"},
-    ir.RateType.SUBSCRIPTION: {"price", "quantity", "billing_frequency", "is_prorated"},
+    ir.RateType.SUBSCRIPTION: {"price", *ir.SUBSCRIPTION_TERMS},
 }
 _ALL_PRICE_FIELDS = set().union(*_PRICE_FIELDS.values())
 
@@ -428,7 +430,7 @@ def _price(ctx: _Context, data: dict[str, Any], path: JsonPath) -> ir.Price:
         tiers=_items(ctx, data.get("tiers"), (*path, "tiers"), tier),
         fraction=_decimal(data.get("fraction")),
         package_size=_decimal(data.get("package_size")),
-        quantity=Decimal(data.get("quantity", 1)),
+        quantity=_decimal(data.get("quantity")),
         billing_frequency=ir.BillingFrequency(data.get("billing_frequency", "MONTHLY")),
         is_prorated=bool(data.get("is_prorated", True)),
     )
@@ -499,6 +501,9 @@ def _override(ctx: _Context, o: dict[str, Any], p: JsonPath) -> ir.Override:
         )
 
     rate = o.get("overwrite_rate")
+    if rate is not None:  # (its `quantity` is the seats while it is in force)
+        what = "an overwrite rate: a subscription is billed as often and prorated as its rate on the card"
+        ctx.not_for(rate, (*p, "overwrite_rate"), ["billing_frequency", "is_prorated"], what)
     product = o.get("product")
     return ir.Override(
         span=ctx.span(p),

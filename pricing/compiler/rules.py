@@ -127,11 +127,26 @@ def rate_type_allowed(project: Project) -> Iterator[Diagnostic]:
             yield error("E504", message, where.at("rate_type"))
 
 
+def subscription_terms(project: Project) -> Iterator[Diagnostic]:
+    """E304: a FLAT rate gives a subscription's terms (seats, billing frequency, proration) only
+    when its product is a subscription product."""
+    for product, price, _ in _priced(project):
+        if product is None or product.type is ir.ProductType.SUBSCRIPTION:
+            continue
+        if price.rate_type is ir.RateType.FLAT:
+            for key in (k for k in ir.SUBSCRIPTION_TERMS if k in price.spans):
+                message = (
+                    f"'{key}' does not apply to a FLAT rate of {product.type.value} product "
+                    f"'{product.id}': only a subscription product is billed per seat and period; remove it"
+                )
+                yield error("E304", message, price.at(key))
+
+
 def prices_well_formed(project: Project) -> Iterator[Diagnostic]:
     """E505: tiers well formed (sizes > 0, only the last unbounded, prices ≥ 0); prices ≥ 0."""
     for _, price, _ in _priced(project):
         yield from _tiers(price.tiers, "price")
-        for field in ("price", "package_size", "fraction"):
+        for field in ("price", "package_size", "fraction", "quantity"):
             value = getattr(price, field)
             if value is not None and value < 0:
                 yield error("E505", f"{field} must not be negative, not {value}", price.at(field))
@@ -560,6 +575,7 @@ RULES: tuple[Rule, ...] = (
     group_keys_required,
     aggregation_key,
     rate_type_allowed,
+    subscription_terms,
     prices_well_formed,
     conversions_fit,
     rates_do_not_overlap,

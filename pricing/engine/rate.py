@@ -38,8 +38,9 @@ from pricing.money import ARITHMETIC, DIVISION, round_to, total
 
 Values = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 Multipliers = tuple[tuple[Decimal | None, Decimal], ...]  # (size, multiplier) tiers, last unbounded
-NO_MULTIPLIER: Multipliers = ((None, Decimal(1)),)
 ZERO = Decimal(0)
+ONE = Decimal(1)
+NO_MULTIPLIER: Multipliers = ((None, ONE),)
 
 
 # The results a run makes one or more of per line — tier pieces, lines, charges — are named
@@ -406,7 +407,8 @@ def subscription_lines(project: Project, contract: ir.Contract, period: Period, 
                     continue
                 # The seats of a whole billing period (under a TIERED override, tier by tier: the
                 # breakdown shows them so), then the piece's share of it.
-                priced = charge(found.price, found.multipliers, ZERO, rate.price.quantity)
+                seats = _seats(found.price, rate.price)
+                priced = charge(found.price, found.multipliers, ZERO, seats)
                 amount = priced.amount
                 if rate.price.is_prorated:
                     share = ARITHMETIC.multiply(amount, _local_span(*piece, timezone))
@@ -417,13 +419,19 @@ def subscription_lines(project: Project, contract: ir.Contract, period: Period, 
                         product.id,
                         product.name,
                         *piece,
-                        rate.price.quantity,
+                        seats,
                         priced.unit_price,
                         round_to(amount, 0, rounding),
                         tiers=priced.tiers,
                     )
                 )
     return lines
+
+
+def _seats(price: ir.Price, rate: ir.Price) -> Decimal:
+    """A subscription's units: its overwrite rate's when it gives them (`price`, the terms in
+    force), else its rate's, else 1."""
+    return next((p.quantity for p in (price, rate) if p.quantity is not None), ONE)
 
 
 def composite_lines(
