@@ -42,6 +42,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from pricing import ir
 from pricing.compiler.link import Project
 from pricing.files import write_bytes_atomic, write_text_atomic
 from pricing.money import ARITHMETIC, as_money, round_to, total
@@ -96,6 +97,7 @@ class Group:
 
     product_id: str
     name: str
+    unit: str  # what a quantity counts: the product's quantity_conversion name, "" when none
     total: str
     lines: tuple[Line, ...]
 
@@ -161,6 +163,13 @@ def _party(name: str, email: str | None, address: str | None, tax_id: str | None
 def _groups_label(line: Mapping[str, Any]) -> str:
     values = {**line["presentation_group_values"], **line["pricing_group_values"]}
     return ", ".join(f"{k}: {v}" for k, v in values.items())
+
+
+def _unit(product: ir.Product | None) -> str:
+    """The unit of a product's quantities, as its quantity conversion names it ("million
+    tokens"): "1.48 · $2.88" alone read as 1.48 tokens at $2.88 each."""
+    conversion = product.quantity_conversion if product else None
+    return (conversion.name or "") if conversion else ""
 
 
 def _prorated(line: Mapping[str, Any], rounding: str) -> bool:
@@ -262,6 +271,7 @@ def document(invoice: Mapping[str, Any], project: Project, as_of: datetime) -> D
                 Group(
                     product_id,
                     name,
+                    _unit(project.products.get(product_id)),
                     fmt.money(total(Decimal(li["total"]) for li in lines)),
                     tuple(_line(li, period, fmt, rounding) for li in lines),
                 )
