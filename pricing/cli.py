@@ -6,11 +6,10 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from zoneinfo import ZoneInfo
 
 import click
 import polars as pl
@@ -20,11 +19,10 @@ from rich.table import Table
 from rich.text import Text
 
 from pricing import api
-from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.compiler.schema import schema_text
 from pricing.diagnostics import PricingError
-from pricing.engine.calendar import EARLIEST, LATEST
+from pricing.engine.calendar import RunError, run_instant, run_range
 from pricing.engine.choices import DEDUPS, ENGINES, STRATEGIES
 from pricing.engine.invoices import BalanceKey, InvoiceRun, read_balances, unknown_balances, written_ids
 from pricing.engine.lines import RatingError
@@ -107,25 +105,19 @@ def _load(spec: Path) -> Project:
         _fail(exc, spec)
 
 
-def _instant(value: str, project: Project, option: str) -> datetime:
-    """An instant of a run (its start, end, or issue): a timestamp, or a bare date in the
-    project timezone, in the years a run may cover."""
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+@contextmanager
+def _bad_run_option() -> Iterator[None]:
+    """A run's bounds that cannot be (`RunError`) as a usage error naming the option at fault."""
     try:
-        instant = parse_instant(value, ZoneInfo(project.manifest.timezone))
-    except ValueError as exc:
-        raise click.BadParameter(f"'{value}': {exc}", param_hint=option) from exc
-    if not EARLIEST <= instant <= LATEST:
-        message = f"'{value}': a run lies between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
-        raise click.BadParameter(message, param_hint=option)
-    return instant
-
-
-def _start_end(start: str, end: str, project: Project) -> tuple[datetime, datetime]:
-    """--start and --end: the run's [start, end), the end after the start."""
-    lo, hi = _instant(start, project, "--start"), _instant(end, project, "--end")
-    if hi <= lo:
-        raise click.BadParameter(f"'{end}' is not after --start '{start}'", param_hint="--end")
-    return lo, hi
+        yield
+    except RunError as exc:
+        if exc.usage:
+            raise click.UsageError(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint=_option(exc.field)) from exc
 
 
 @contextmanager
@@ -338,21 +330,8 @@ def _run_range(
     period: str | None, start: str | None, end: str | None, project: Project
 ) -> tuple[datetime, datetime]:
     """--period YYYY-MM (that month in the project timezone), or --start and --end."""
-    if period is not None:
-        if start is not None or end is not None:
-            raise click.UsageError("give --period or --start/--end, not both")
-        try:
-            first = date.fromisoformat(f"{period}-01")
-        except ValueError as exc:
-            raise click.BadParameter(
-                f"'{period}' is not a month such as 2026-03", param_hint="--period"
-            ) from exc
-        lo = _instant(first.isoformat(), project, "--period")
-        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)  # (lo < 9000)
-        return lo, _instant(following.isoformat(), project, "--period")
-    if start is None or end is None:
-        raise click.UsageError("give --period YYYY-MM, or both --start and --end")
-    return _start_end(start, end, project)
+    with _bad_run_option():
+        return run_range(project.manifest.timezone, period, start, end, _option)
 
 
 def _balances(path: Path) -> dict[BalanceKey, Decimal]:
@@ -428,7 +407,8 @@ def invoice(
     """
     project = _load(spec)
     lo, hi = _run_range(period, start, end, project)
-    issued = None if as_of is None else _instant(as_of, project, "--as-of")
+    with _bad_run_option():  # (a timestamp, or a bare date in the project timezone)
+        issued = None if as_of is None else run_instant(as_of, project.manifest.timezone, "as_of")
     balances = None if opening is None else _balances(opening)
     for contract_id, kind, index, segment in unknown_balances(project, balances or {}):
         where = f"contract '{contract_id}' {kind}[{index}] access segment {segment}"

@@ -194,3 +194,33 @@ def test_number_filter_values_are_compared_by_their_exact_shortest_text(tmp_path
     )
     (tier,) = pricing.load(tmp_path).metrics["m"].property_filters
     assert tier.in_values == ("2.5", "0", "1234567890123456789012345678901", "07")
+
+
+def test_a_run_is_a_period_or_a_start_and_an_end_given_as_the_command_line_takes_them() -> None:
+    """`plan.usage(events, period="2026-02")`, as the issue writes it, is the month in the
+    project timezone; text starts and ends read as --start and --end do (a bare date at
+    midnight there); datetimes as before. A wrong combination or text says what is wrong."""
+    plan = pricing.compile(pricing.load(SPECS))
+    events = [REPO / "examples" / "nimbus" / "events-2026-q1.jsonl"]
+    february = (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+    expected = plan.usage(events, *february)
+    assert expected.usage.height > 0
+    for run in (
+        plan.usage(events, period="2026-02"),
+        plan.usage(events, "2026-02-01", "2026-03-01T00:00:00Z"),
+    ):
+        assert run.usage.equals(expected.usage)
+        assert run.ledger == expected.ledger
+    invoices = plan.invoice(events, period="2026-02", as_of="2026-02-15")
+    assert (
+        invoices.jsonl() == plan.invoice(events, *february, as_of=datetime(2026, 2, 15, tzinfo=UTC)).jsonl()
+    )
+    assert {i.status for i in invoices.invoices} == {"DRAFT"}
+    with pytest.raises(ValueError, match="^give period or start/end, not both$"):
+        plan.usage(events, "2026-02-01", period="2026-02")
+    with pytest.raises(ValueError, match="^give period YYYY-MM, or both start and end$"):
+        plan.invoice(events, "2026-02-01")
+    with pytest.raises(ValueError, match="^'Feb' is not a month such as 2026-03$"):
+        plan.usage(events, period="Feb")
+    with pytest.raises(ValueError, match="^'2026-02-30': day is out of range for month$"):
+        plan.usage(events, "2026-02-30", "2026-03-01")

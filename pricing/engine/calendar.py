@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from pricing import ir
+from pricing.compiler.build import parse_instant
 from pricing.compiler.link import Project
 from pricing.engine.periods import Period, statement_periods
 
@@ -85,6 +86,65 @@ def check_run(start: datetime, end: datetime) -> None:
         raise ValueError(
             f"a run lies between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}, not from {start} to {end}"
         )
+
+
+Moment = datetime | str  # an instant given to a run: aware, or RFC 3339 text or a bare date
+
+
+class RunError(ValueError):
+    """A run's period, start, end or as-of that cannot be: `field` names the one at fault, and
+    `usage` tells whether it is rather the combination given (a period and a start, say)."""
+
+    def __init__(self, message: str, field: str, usage: bool = False) -> None:
+        super().__init__(message)
+        self.field, self.usage = field, usage
+
+
+def run_instant(value: Moment, timezone: str, field: str, name: str | None = None) -> datetime:
+    """An instant of a run in UTC: a datetime with a time zone as it is (`check_run` bounds
+    it), or text — RFC 3339, or a bare date at midnight in the project `timezone` — between
+    EARLIEST and LATEST. `name`: how messages call the field (by default, as it is)."""
+    if isinstance(value, datetime):
+        check_instant(name or field, value)
+        return value
+    try:
+        instant = parse_instant(value, ZoneInfo(timezone))
+    except ValueError as exc:
+        raise RunError(f"'{value}': {exc}", field) from exc
+    if not EARLIEST <= instant <= LATEST:
+        raise RunError(f"'{value}': a run lies between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}", field)
+    return instant
+
+
+def run_range(
+    timezone: str,
+    period: str | None = None,
+    start: Moment | None = None,
+    end: Moment | None = None,
+    names: Callable[[str], str] = str,
+) -> tuple[datetime, datetime]:
+    """A run's [start, end): a `period` (a month, YYYY-MM, in the project `timezone`), or a
+    `start` and an `end` (`run_instant`). `names` says how messages call the fields (the
+    command line: "--period")."""
+    if period is not None:
+        if start is not None or end is not None:
+            message = f"give {names('period')} or {names('start')}/{names('end')}, not both"
+            raise RunError(message, "period", True)
+        try:
+            first = date.fromisoformat(f"{period}-01")
+        except ValueError as exc:
+            raise RunError(f"'{period}' is not a month such as 2026-03", "period") from exc
+        lo = run_instant(first.isoformat(), timezone, "period")
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)  # (lo < 9000)
+        return lo, run_instant(following.isoformat(), timezone, "period")
+    if start is None or end is None:
+        message = f"give {names('period')} YYYY-MM, or both {names('start')} and {names('end')}"
+        raise RunError(message, "start" if start is None else "end", True)
+    lo = run_instant(start, timezone, "start", names("start"))
+    hi = run_instant(end, timezone, "end", names("end"))
+    if hi <= lo:
+        raise RunError(f"'{end}' is not after {names('start')} '{start}'", "end")
+    return lo, hi
 
 
 def usage_calendar(project: Project, start: datetime, end: datetime) -> Calendar:

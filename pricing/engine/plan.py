@@ -12,7 +12,7 @@ import polars as pl
 from pricing import ir
 from pricing.bulk import collector_paused
 from pricing.compiler.link import Project
-from pricing.engine.calendar import check_instant, invoice_calendar, usage_calendar
+from pricing.engine.calendar import Moment, invoice_calendar, run_instant, run_range, usage_calendar
 from pricing.engine.invoices import BalanceKey, InvoiceRun, Progress, build_invoices
 from pricing.engine.lines import usage_group
 from pricing.engine.meter import (
@@ -110,13 +110,15 @@ class Plan:
     def explain(
         self,
         events: EventPaths,
-        start: datetime,
-        end: datetime,
+        start: Moment | None = None,
+        end: Moment | None = None,
         strategy: str = "auto",
         dedup: str = "auto",
+        period: str | None = None,
     ) -> str:
         """Each metric's compiled predicate and value, the strategy, engine and dedup and why, and
-        the Polars plan."""
+        the Polars plan. The run: `period` (YYYY-MM), or `start` and `end` (`run_range`)."""
+        start, end = run_range(self.project.manifest.timezone, period, start, end)
         unread_found(expand(events), failed=False)  # (the files a run would not read whole, marked)
         plan = self.compile_usage(events, start, end, strategy=strategy, dedup=dedup)
         lines = [
@@ -140,19 +142,23 @@ class Plan:
     def usage(
         self,
         events: EventPaths,
-        start: datetime,
-        end: datetime,
+        start: Moment | None = None,
+        end: Moment | None = None,
         window: str = "PERIOD",
         group_by: Sequence[str] | None = None,
         engine: str = "auto",
         strategy: str = "auto",
         dedup: str = "auto",
+        period: str | None = None,
     ) -> UsageResult:
-        """Metered usage of every metric in [start, end) and the ledger of every input row."""
+        """Metered usage of every metric in the run and the ledger of every input row. The run:
+        `period` (a month, YYYY-MM, in the project timezone), or [`start`, `end`) — datetimes
+        with a time zone, or text as the command line takes it (RFC 3339, or a bare date)."""
+        lo, hi = run_range(self.project.manifest.timezone, period, start, end)
         paths = event_paths(events)  # (compiled again when a file is found unreadable whole)
         with collector_paused():
             plan, (usage, ledger) = retried(
-                lambda: self.compile_usage(paths, start, end, window, group_by, engine, strategy, dedup),
+                lambda: self.compile_usage(paths, lo, hi, window, group_by, engine, strategy, dedup),
                 run_meter,
             )
         return UsageResult(usage, ledger, plan.strategy, self.project.spec_hash)
@@ -160,22 +166,27 @@ class Plan:
     def invoice(
         self,
         events: EventPaths,
-        start: datetime,
-        end: datetime,
-        as_of: datetime | None = None,
+        start: Moment | None = None,
+        end: Moment | None = None,
+        as_of: Moment | None = None,
         skip_zero: bool = False,
         engine: str = "auto",
         progress: Progress | None = None,
         opening: Mapping[BalanceKey, Decimal] | None = None,
         strategy: str = "auto",
         dedup: str = "auto",
+        period: str | None = None,
     ) -> InvoiceRun:
-        """The invoices of every statement period starting in [start, end) and of every scheduled
-        charge in it; `as_of` (default: `end`) decides DRAFT or FINALIZED. `progress(done, total)`
+        """The invoices of every statement period starting in the run and of every scheduled
+        charge in it. The run: `period` (YYYY-MM) or [`start`, `end`), as `usage` takes them;
+        `as_of` (default: the run's end) decides DRAFT or FINALIZED. `progress(done, total)`
         is told how many usage products are rated and periods invoiced. `opening`: commit and
         credit balances left by the previous run (`InvoiceRun.balances`, run.json `balances`); by
         default they are full."""
         project = self.project
+        timezone = project.manifest.timezone
+        start, end = run_range(timezone, period, start, end)
+        issued = end if as_of is None else run_instant(as_of, timezone, "as_of")
         measures = [Measure(m, ()) for m in project.metrics.values()]
         for product in project.products.values():
             if product.type is ir.ProductType.USAGE and product.billable_metric is not None:
@@ -185,10 +196,6 @@ class Plan:
         def changes(contract: ir.Contract) -> Iterator[datetime]:
             return price_changes((*project.rate_cards[contract.rate_card.id].rates, *contract.overrides))
 
-        if as_of is None:
-            as_of = end
-        else:
-            check_instant("as_of", as_of)
         with collector_paused():
             calendar = invoice_calendar(project, start, end, changes)
             files = expand(events)
@@ -196,7 +203,7 @@ class Plan:
                 lambda: compile_meter(project, files, measures, calendar, SEGMENT, engine, strategy, dedup),
                 collect_meter,
             )
-            return build_invoices(project, calendar, rated, ledger, as_of, skip_zero, progress, opening)
+            return build_invoices(project, calendar, rated, ledger, issued, skip_zero, progress, opening)
 
 
 def compile(project: Project) -> Plan:
