@@ -216,11 +216,11 @@ def test_a_run_is_a_period_or_a_start_and_an_end_given_as_the_command_line_takes
         invoices.jsonl() == plan.invoice(events, *february, as_of=datetime(2026, 2, 15, tzinfo=UTC)).jsonl()
     )
     assert {i.status for i in invoices.invoices} == {"DRAFT"}
-    with pytest.raises(ValueError, match="^give period or start/end, not both$"):
+    with pytest.raises(ValueError, match=r"^give period or start/end, not both$"):
         plan.usage(events, "2026-02-01", period="2026-02")
-    with pytest.raises(ValueError, match="^give period YYYY-MM, or both start and end$"):
+    with pytest.raises(ValueError, match=r"^give period YYYY-MM, or both start and end$"):
         plan.invoice(events, "2026-02-01")
-    with pytest.raises(ValueError, match="^'Feb' is not a month such as 2026-03$"):
+    with pytest.raises(ValueError, match=r"^'Feb' is not a month such as 2026-03$"):
         plan.usage(events, period="Feb")
-    with pytest.raises(ValueError, match="^'2026-02-30': day is out of range for month$"):
+    with pytest.raises(ValueError, match=r"^'2026-02-30': day is out of range for month$"):
         plan.usage(events, "2026-02-30", "2026-03-01")
