@@ -113,16 +113,24 @@ def _priced(project: Project) -> Iterator[tuple[ir.Product | None, ir.Price, ir.
 
 
 def rate_type_allowed(project: Project) -> Iterator[Diagnostic]:
-    """E504: the rate type suits the product type."""
-    for product, price, where in _priced(project):
-        if product is None:
-            continue
+    """E504: the rate type suits the product type — of every product with a rate on the card
+    that a tag override reaches too (a SUBSCRIPTION overwrite rate reaching a usage product
+    priced each unit at the seat price)."""
+    priced = [(product, price, where, "") for product, price, where in _priced(project) if product]
+    for contract in project.contracts.values():
+        rated = _card_products(project, contract)[1]
+        for override in contract.overrides:
+            rate, tags = override.overwrite_rate, override.applicable_product_tags
+            if rate is not None and tags:
+                reach = f", which tags [{', '.join(tags)}] reach"
+                priced += [(p, rate, rate, reach) for p in project.tagged(tags) if p.id in rated]
+    for product, price, where, reach in priced:
         allowed = _ALLOWED_RATES[product.type]
         if price.rate_type not in allowed:
             names = ", ".join(t.value for t in allowed)
             message = (
                 f"a {price.rate_type.value} rate cannot price {product.type.value} product "
-                f"'{product.id}'; use {names}"
+                f"'{product.id}'{reach}; use {names}"
             )
             yield error("E504", message, where.at("rate_type"))
 
