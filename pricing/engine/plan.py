@@ -118,9 +118,9 @@ class Plan:
     ) -> str:
         """Each metric's compiled predicate and value, the strategy, engine and dedup and why, and
         the Polars plan. The run: `period` (YYYY-MM), or `start` and `end` (`run_range`)."""
-        start, end = run_range(self.project.manifest.timezone, period, start, end)
+        lo, hi = run_range(self.project.manifest.timezone, period, start, end)
         unread_found(expand(events), failed=False)  # (the files a run would not read whole, marked)
-        plan = self.compile_usage(events, start, end, strategy=strategy, dedup=dedup)
+        plan = self.compile_usage(events, lo, hi, strategy=strategy, dedup=dedup)
         lines = [
             f"strategy: {plan.strategy} ({plan.strategy_reason})",
             f"engine: {plan.engine} ({plan.engine_reason})",
@@ -185,8 +185,8 @@ class Plan:
         default they are full."""
         project = self.project
         timezone = project.manifest.timezone
-        start, end = run_range(timezone, period, start, end)
-        issued = end if as_of is None else run_instant(as_of, timezone, "as_of")
+        lo, hi = run_range(timezone, period, start, end)
+        issued = hi if as_of is None else run_instant(as_of, timezone, "as_of")
         measures = [Measure(m, ()) for m in project.metrics.values()]
         for product in project.products.values():
             if product.type is ir.ProductType.USAGE and product.billable_metric is not None:
@@ -197,7 +197,7 @@ class Plan:
             return price_changes((*project.rate_cards[contract.rate_card.id].rates, *contract.overrides))
 
         with collector_paused():
-            calendar = invoice_calendar(project, start, end, changes)
+            calendar = invoice_calendar(project, lo, hi, changes)
             files = expand(events)
             _, (rated, ledger) = retried(
                 lambda: compile_meter(project, files, measures, calendar, SEGMENT, engine, strategy, dedup),
