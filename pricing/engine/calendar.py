@@ -100,12 +100,12 @@ class RunError(ValueError):
         self.field, self.usage = field, usage
 
 
-def run_instant(value: Moment, timezone: str, field: str, name: str | None = None) -> datetime:
+def run_instant(value: Moment, timezone: str, field: str) -> datetime:
     """An instant of a run in UTC: a datetime with a time zone as it is (`check_run` bounds
     it), or text — RFC 3339, or a bare date at midnight in the project `timezone` — between
-    EARLIEST and LATEST. `name`: how messages call the field (by default, as it is)."""
+    EARLIEST and LATEST."""
     if isinstance(value, datetime):
-        check_instant(name or field, value)
+        check_instant(field, value)
         return value
     try:
         instant = parse_instant(value, ZoneInfo(timezone))
@@ -140,8 +140,7 @@ def run_range(
     if start is None or end is None:
         message = f"give {names('period')} YYYY-MM, or both {names('start')} and {names('end')}"
         raise RunError(message, "start" if start is None else "end", True)
-    lo = run_instant(start, timezone, "start", names("start"))
-    hi = run_instant(end, timezone, "end", names("end"))
+    lo, hi = run_instant(start, timezone, "start"), run_instant(end, timezone, "end")
     if hi <= lo:
         raise RunError(f"'{end}' is not after {names('start')} '{start}'", "end")
     return lo, hi
