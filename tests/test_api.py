@@ -51,6 +51,15 @@ def test_ir_values_are_exact() -> None:
     assert eu.price.price == Decimal(330)
 
 
+def test_products_by_tag_in_id_order() -> None:
+    project = pricing.load(SPECS)
+    assert project.tagged_ids(["tokens"]) == {"large_input", "large_output", "small_tokens", "embeddings"}
+    by_either = [p.id for p in project.tagged(["tokens", "support_eligible"])]
+    assert by_either == ["embeddings", "large_input", "large_output", "small_tokens", "vector_storage"]
+    assert project.tagged(["no_such_tag"]) == ()
+    assert project.tagged([]) == ()
+
+
 def test_spans_point_into_the_yaml() -> None:
     project = pricing.load(SPECS)
     metric = project.metrics["storage_gb"]

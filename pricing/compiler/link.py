@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -40,11 +40,25 @@ class Project:
     # Kinds with objects that failed to build: rules that need to see every object of such a
     # kind (is this metric used by any product?) stay silent rather than guess.
     incomplete: frozenset[Kind] = frozenset()
+    # The ids of the products carrying each tag, worked out once: rules and rating ask for
+    # every override's, commit's and composite's tags, and a scan of all products per question
+    # took a 50,000-object project's check from 6 to 90 s.
+    _by_tag: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_tag: dict[str, set[str]] = {}
+        for pid, product in self.products.items():
+            for tag in product.tags:
+                by_tag.setdefault(tag, set()).add(pid)
+        object.__setattr__(self, "_by_tag", MappingProxyType({t: frozenset(i) for t, i in by_tag.items()}))
+
+    def tagged_ids(self, tags: Sequence[str]) -> frozenset[str]:
+        """The ids of the products carrying any of `tags`."""
+        return frozenset().union(*(self._by_tag.get(tag, ()) for tag in tags))
 
     def tagged(self, tags: Sequence[str]) -> tuple[ir.Product, ...]:
         """The products carrying any of `tags`, in id order."""
-        wanted = set(tags)
-        return tuple(p for _, p in sorted(self.products.items()) if wanted & set(p.tags))
+        return tuple(self.products[pid] for pid in sorted(self.tagged_ids(tags)))
 
     def product(self, ref: ir.Ref) -> ir.Product | None:
         return self.products.get(ref.id)

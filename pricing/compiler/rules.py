@@ -123,7 +123,8 @@ def rate_type_allowed(project: Project) -> Iterator[Diagnostic]:
             rate, tags = override.overwrite_rate, override.applicable_product_tags
             if rate is not None and tags:
                 reach = f", which tags [{', '.join(tags)}] reach"
-                priced += [(p, rate, rate, reach) for p in project.tagged(tags) if p.id in rated]
+                reached = sorted(rated & project.tagged_ids(tags))
+                priced += [(project.products[pid], rate, rate, reach) for pid in reached]
     for product, price, where, reach in priced:
         allowed = _ALLOWED_RATES[product.type]
         if price.rate_type not in allowed:
@@ -422,11 +423,11 @@ def overrides_apply(project: Project) -> Iterator[Diagnostic]:
             if card is None:
                 continue
             if override.product is not None:
-                targets, named = [override.product.id], f"product '{override.product.id}'"
+                targets, named = frozenset([override.product.id]), f"product '{override.product.id}'"
             else:
-                targets = [p.id for p in project.tagged(override.applicable_product_tags)]
+                targets = project.tagged_ids(override.applicable_product_tags)
                 named = f"any product tagged {', '.join(override.applicable_product_tags)}"
-            if not rated.intersection(targets):
+            if rated.isdisjoint(targets):
                 message = (
                     f"rate card '{card.id}' of contract '{contract.id}' has no rate for {named}, so "
                     "this override never applies: an override changes a rate of the card, it adds none"
@@ -446,7 +447,7 @@ def commits_apply(project: Project) -> Iterator[Diagnostic]:
             if not (commit.applicable_product_ids or commit.applicable_product_tags):
                 continue  # (every product)
             named = {r.id for r in commit.applicable_product_ids}
-            named |= {p.id for p in project.tagged(commit.applicable_product_tags)}
+            named |= project.tagged_ids(commit.applicable_product_tags)
             if rated.isdisjoint(named):
                 kind = "credit" if commit.type is None else "commit"
                 outcome = (
