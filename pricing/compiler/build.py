@@ -72,6 +72,10 @@ class FieldSpans(Mapping[str, Span]):
     def __getitem__(self, name: str) -> Span:
         return self._all()[name]
 
+    def __contains__(self, name: object) -> bool:
+        """Whether the field was written, without looking up a span (a list item's: with)."""
+        return name in self._data or (isinstance(name, str) and name.endswith("]") and name in self._all())
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._all())
 

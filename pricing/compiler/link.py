@@ -54,7 +54,8 @@ class Project:
 
     def tagged_ids(self, tags: Sequence[str]) -> frozenset[str]:
         """The ids of the products carrying any of `tags`."""
-        return frozenset().union(*(self._by_tag.get(tag, ()) for tag in tags))
+        sets = [self._by_tag.get(tag, frozenset()) for tag in tags]
+        return sets[0] if len(sets) == 1 else frozenset().union(*sets)
 
     def tagged(self, tags: Sequence[str]) -> tuple[ir.Product, ...]:
         """The products carrying any of `tags`, in id order."""

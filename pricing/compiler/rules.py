@@ -117,8 +117,7 @@ def rate_type_allowed(project: Project) -> Iterator[Diagnostic]:
     that a tag override reaches too (a SUBSCRIPTION overwrite rate reaching a usage product
     priced each unit at the seat price)."""
     priced = [(product, price, where, "") for product, price, where in _priced(project) if product]
-    for contract in project.contracts.values():
-        rated = _card_products(project, contract)[1]
+    for contract, _, rated in _with_cards(project):
         for override in contract.overrides:
             rate, tags = override.overwrite_rate, override.applicable_product_tags
             if rate is not None and tags:
@@ -398,18 +397,25 @@ def fixed_products(project: Project) -> Iterator[Diagnostic]:
                     yield error("E513", message, item.product.span)
 
 
-def _card_products(project: Project, contract: ir.Contract) -> tuple[ir.RateCard | None, set[str]]:
-    """The contract's rate card and the products it has a rate for."""
-    card = project.rate_cards.get(contract.rate_card.id)
-    return card, {r.product.id for r in card.rates} if card is not None else set()
+def _with_cards(project: Project) -> Iterator[tuple[ir.Contract, ir.RateCard | None, frozenset[str]]]:
+    """Each contract with its rate card and the products the card has a rate for (worked out
+    once per card: many contracts share one)."""
+    rated: dict[str, frozenset[str]] = {}
+    for contract in project.contracts.values():
+        card = project.rate_cards.get(contract.rate_card.id)
+        if card is None:
+            yield contract, None, frozenset()
+            continue
+        if card.id not in rated:
+            rated[card.id] = frozenset(r.product.id for r in card.rates)
+        yield contract, card, rated[card.id]
 
 
 def overrides_apply(project: Project) -> Iterator[Diagnostic]:
     """W507: an override can apply: its time range meets the contract's, and a product it
     targets has a rate on the contract's rate card (an override changes a rate of the card; it
     adds none)."""
-    for contract in project.contracts.values():
-        card, rated = _card_products(project, contract)
+    for contract, card, rated in _with_cards(project):
         term = (contract.starting_at, contract.ending_before)
         for override in contract.overrides:
             if not _overlaps((override.starting_at, override.ending_before), term):
@@ -439,8 +445,7 @@ def overrides_apply(project: Project) -> Iterator[Diagnostic]:
 def commits_apply(project: Project) -> Iterator[Diagnostic]:
     """W509: a commit or credit that names the products it pays for (by id or tag) names one
     with a rate on its contract's rate card; else it never pays anything."""
-    for contract in project.contracts.values():
-        card, rated = _card_products(project, contract)
+    for contract, card, rated in _with_cards(project):
         if card is None:
             continue
         for commit in (*contract.commits, *contract.credits):
