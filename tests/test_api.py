@@ -67,6 +67,9 @@ def test_spans_point_into_the_yaml() -> None:
     assert metric.at("aggregation_key").line == 10
     # every field and each list item, found in the source map when first asked for
     assert (metric.at("property_filters[1]").line, metric.at("property_filters[1]").column) == (8, 9)
+    # which fields were written, list items too
+    assert [name in metric.spans for name in ("aggregation_key", "property_filters[1]")] == [True, True]
+    assert [name in metric.spans for name in ("filter", "property_filters[9]")] == [False, False]
     assert metric.at("no_such_field") == metric.span
     assert list(metric.spans) == [
         "name",
