@@ -735,6 +735,36 @@ def test_credit_then_commit_order_and_applicability(tmp_path: Path) -> None:
     assert (invoice["subtotal"], invoice["total"]) == ("1125", "125")
 
 
+def test_balances_without_priority_pay_by_fewest_applicable_products(tmp_path: Path) -> None:
+    """Credits of 600 without priorities pay 1,000 of calls narrowest first, whatever order they
+    are written in: calls and units by id and again by their tag api (2 products, not 4) before
+    calls, units and lm4 by id (3), which is left 400; calls by id (1) before every product (8)."""
+
+    def credit(name: str, ids: str, tags: str = "") -> str:
+        applicable = f"        applicable_product_ids: [{ids}]\n" if ids else ""
+        applicable += f"        applicable_product_tags: [{tags}]\n" if tags else ""
+        return f"""      - name: {name}
+        product: prepaid
+        access_schedule: [{{amount: 600, starting_at: 2026-03-01, ending_before: 2026-04-01}}]
+{applicable}"""
+
+    for case, credits, paid in [
+        (
+            "by_tag_too",
+            [credit("Three", "calls, units, lm4"), credit("Api twice", "calls, units", "api")],
+            {"Api twice": "-600", "Three": "-400"},
+        ),
+        (
+            "widest_last",
+            [credit("Everything", ""), credit("Calls", "calls")],
+            {"Calls": "-600", "Everything": "-400"},
+        ),
+    ]:
+        spec = contract(FLAT_CALLS, "    credits:\n" + "".join(credits))
+        invoice = usage_invoice(run(tmp_path / case, spec, [CALL] * 10))
+        assert {x["name"]: x["total"] for x in invoice["line_items"] if x["type"] == "applied"} == paid
+
+
 def test_postpaid_commit_true_up(tmp_path: Path) -> None:
     """A 2,000 minimum for March: usage of 1,000 is billed, and the 1,000 left is a true-up."""
     extra = """    commits:

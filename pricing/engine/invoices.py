@@ -165,7 +165,9 @@ def _commit_order(project: Project, items: Sequence[ir.Commit]) -> list[ir.Commi
 
     def key(pair: tuple[int, ir.Commit]) -> tuple[bool, Decimal, int, datetime, int]:
         i, item = pair
-        reach = sum(1 for p in project.products.values() if _applies(item, p))
+        ids, tags = item.applicable_product_ids, item.applicable_product_tags
+        named = {r.id for r in ids} | project.tagged_ids(tags)
+        reach = len(named) if ids or tags else len(project.products)
         ends = min(s.ending_before for s in item.access_schedule)
         return (item.priority is None, item.priority or ZERO, reach, ends, i)
 
