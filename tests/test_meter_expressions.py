@@ -3,8 +3,10 @@ same single scan as every other metric, against values computed by hand."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +69,56 @@ def test_expressions_share_the_one_scan_and_explain_shows_them() -> None:
     # the compiled predicate reads the filter, the compiled value the intermediate columns
     assert 'col("p.region").is_in' in explained
     assert 'let:       _value.weighted.0 = col("p.output_tokens")' in explained
+
+
+def test_a_row_is_invalid_with_its_first_error_in_metric_order(tmp_path: Path) -> None:
+    """Four metrics read the same rows; each row names the first metric (by id) that cannot read
+    it, whatever kind its error is: an aggregation key, a value, a filter."""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Errors\n")
+    metric = "    event_type_filter: {in_values: [call]}\n    aggregation_type: "
+    (tmp_path / "spec.yaml").write_text(
+        "metrics:\n"
+        f"  a_sum:\n{metric}SUM\n    aggregation_key: cost\n"
+        f"  b_value:\n{metric}SUM\n    value: cost / w\n"
+        f"  c_filter:\n{metric}COUNT\n    filter: n > 1\n"
+        f"  d_sum:\n{metric}SUM\n    aggregation_key: size\n"
+        "customers: {acme: {}}\n"
+        "rate_cards: {rc: {rates: []}}\n"
+        "contracts: {k: {customer: acme, rate_card: rc, starting_at: 2026-01-01}}\n"
+    )
+    rows = [
+        {"cost": "x", "w": 1, "n": "q", "size": "y"},  # every metric fails
+        {"cost": 1, "w": 1, "n": "q", "size": "y"},  # c_filter and d_sum
+        {"cost": 1, "w": 0, "n": 2, "size": 5},  # b_value alone
+        {"cost": 1, "w": 1, "n": 2, "size": "z"},  # d_sum alone
+        {"cost": 1, "w": 1, "n": 2, "size": 5},  # none
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "transaction_id": f"t{i}",
+                    "customer_id": "acme",
+                    "event_type": "call",
+                    "timestamp": "2026-03-02T00:00:00Z",
+                    "properties": properties,
+                }
+            )
+            + "\n"
+            for i, properties in enumerate(rows)
+        )
+    )
+    result = compile(pricing.load(tmp_path)).usage([str(events)], *MARCH)
+    assert [(r.reason, r.row) for r in result.ledger.invalid] == [
+        ("property 'cost' is not a number: 'x' (metric 'a_sum')", 1),
+        ("property 'n' is not a number: 'q' (metric 'c_filter', filter: n > 1)", 2),
+        ("division by zero (metric 'b_value', value: cost / w)", 3),
+        ("property 'size' is not a number: 'z' (metric 'd_sum')", 4),
+    ]
+    assert {m: q for _, _, m, _, q in quantities(result.usage)} == {
+        "a_sum": Decimal(1),
+        "b_value": Decimal(1),
+        "c_filter": Decimal(1),
+        "d_sum": Decimal(5),
+    }
