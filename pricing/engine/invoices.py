@@ -147,7 +147,7 @@ def unpriced_dict(item: Unpriced) -> dict[str, object]:
 def metric_usage(rated: pl.DataFrame, metric: ir.Metric) -> dict[tuple[str, datetime], Decimal]:
     """A metric's quantity per (contract, period start): for usage no product of a contract bills."""
     keys = ["contract_id", "period_start"]
-    table = aggregate(rated.lazy(), metric, keys, ()).collect()
+    table = aggregate(rated.lazy(), metric, keys, (), tagged="_metric" in rated).collect()
     return {(c, lo): Decimal(str(q)) for c, lo, _m, _g, q in table.iter_rows()}
 
 

@@ -281,6 +281,7 @@ class _ProductRating:
             self.metric,
             _SEGMENT,
             usage_group(self.product, self.metric),
+            tagged="_metric" in rated,
         )
         rows = metered.select(*_LINE, "quantity", pl.lit(False).alias("_zero")).collect()
         if not self.product.pricing_group_key:  # an entitled product shows a line without usage

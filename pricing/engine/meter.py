@@ -796,10 +796,13 @@ def _group_json(group: Sequence[str]) -> pl.Expr:
 
 
 def aggregate(
-    pre: pl.LazyFrame, metric: ir.Metric, keys: Sequence[str], group: Sequence[str]
+    pre: pl.LazyFrame, metric: ir.Metric, keys: Sequence[str], group: Sequence[str], *, tagged: bool
 ) -> pl.LazyFrame:
     """One metric from the pre-aggregated rows: filter its groups, then re-aggregate them by
-    `keys` and the `group` properties. Columns: keys, metric_id, group_values (JSON), quantity."""
+    `keys` and the `group` properties. Columns: keys, metric_id, group_values (JSON), quantity.
+    `tagged`: the rows name their metric (`_metric`, as PER_METRIC plans make them), rather than
+    holding each metric's verdict (told by the caller: asking the frame for its schema, once a
+    metric, took time that grew with the square of the metrics)."""
     kind = metric.aggregation_type
     name = "" if kind is ir.AggregationType.COUNT else source(metric)
     if kind is ir.AggregationType.COUNT:
@@ -811,9 +814,7 @@ def aggregate(
     else:  # LATEST: the group holding the latest event; ties go to the later row
         quantity = pl.col(f"_last.{name}").max_by(f"_last_key.{name}")
     # PER_METRIC plans tag each metric's own groups; a pre-aggregation holds each metric's verdict
-    mine = (
-        pl.col("_metric") == metric.id if "_metric" in pre.collect_schema() else pl.col(MATCHED + metric.id)
-    )
+    mine = pl.col("_metric") == metric.id if tagged else pl.col(MATCHED + metric.id)
     return (
         pre.filter(mine)
         .group_by([*keys, *(PREFIX + g for g in group)])
@@ -942,7 +943,8 @@ def _line(row: int, blanks: Sequence[int]) -> int:
 def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     """The usage table of the plan's measures, derived from the (small) pre-aggregated table."""
     rated, ledger = collect_meter(plan)
-    parts = pl.collect_all([aggregate(rated.lazy(), m.metric, _KEYS, m.group) for m in plan.measures])
+    tagged, pre = "_metric" in rated, rated.lazy()
+    parts = pl.collect_all([aggregate(pre, m.metric, _KEYS, m.group, tagged=tagged) for m in plan.measures])
     schema = {c: (QUANTITY if c == "quantity" else rated.schema.get(c, pl.String)) for c in USAGE_COLUMNS}
     usage = (
         pl.concat(parts, how="vertical_relaxed").select(USAGE_COLUMNS)
