@@ -25,7 +25,7 @@ from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar
 from pricing.engine.lines import rate_usage
-from pricing.engine.meter import QUANTITY, Ledger, aggregate
+from pricing.engine.meter import QUANTITY, Ledger, aggregate, metric_rows
 from pricing.engine.periods import Period
 from pricing.engine.rate import (
     ZERO,
@@ -147,7 +147,7 @@ def unpriced_dict(item: Unpriced) -> dict[str, object]:
 def metric_usage(rated: pl.DataFrame, metric: ir.Metric) -> dict[tuple[str, datetime], Decimal]:
     """A metric's quantity per (contract, period start): for usage no product of a contract bills."""
     keys = ["contract_id", "period_start"]
-    table = aggregate(rated.lazy(), metric, keys, (), tagged="_metric" in rated).collect()
+    table = aggregate(metric_rows(rated, metric, (), keys), metric, keys, ()).collect()
     return {(c, lo): Decimal(str(q)) for c, lo, _m, _g, q in table.iter_rows()}
 
 

@@ -38,7 +38,7 @@ import polars as pl
 from pricing import ir
 from pricing.compiler.link import Project
 from pricing.engine.calendar import Calendar
-from pricing.engine.meter import QUANTITY, QUANTITY_LIMITS, SCALE, aggregate
+from pricing.engine.meter import QUANTITY, QUANTITY_LIMITS, SCALE, aggregate, metric_rows
 from pricing.engine.periods import Period
 from pricing.engine.rate import (
     Charge,
@@ -90,7 +90,7 @@ def rate_usage(
     products each contract bills; `rated_products(done, total)` follows the products rated."""
     rating = UsageRating()
     periods = calendar.periods()
-    instant = rated.schema["window_start"]
+    instant = rated.get_column("window_start").dtype
     intervals = rows_frame(
         [(i.contract, i.lo, i.period[0]) for i in calendar.intervals if i.counted],
         {"contract_id": pl.String(), "window_start": instant, "period_start": instant},
@@ -259,7 +259,7 @@ class _ProductRating:
         """1. The product's segments of every billed period (with each one's class), and the
         metered quantity of each segment and group — a zero row for a segment without usage
         when the product has no pricing group key."""
-        instant = rated.schema["window_start"]
+        instant = rated.get_column("window_start").dtype
         contracts = rows_frame(
             self.contract_rows, {"contract_id": pl.String(), "period_start": instant, "_cut": pl.UInt32()}
         )
@@ -276,12 +276,10 @@ class _ProductRating:
             )
             .select("contract_id", "window_start", "segment_start", "segment_end")
         )
+        group = usage_group(self.product, self.metric)
+        mine = metric_rows(rated, self.metric, group, ["contract_id", "window_start", "period_start"])
         metered = aggregate(
-            rated.lazy().join(segment_of.lazy(), on=["contract_id", "window_start"]),
-            self.metric,
-            _SEGMENT,
-            usage_group(self.product, self.metric),
-            tagged="_metric" in rated,
+            mine.join(segment_of.lazy(), on=["contract_id", "window_start"]), self.metric, _SEGMENT, group
         )
         rows = metered.select(*_LINE, "quantity", pl.lit(False).alias("_zero")).collect()
         if not self.product.pricing_group_key:  # an entitled product shows a line without usage

@@ -795,30 +795,51 @@ def _group_json(group: Sequence[str]) -> pl.Expr:
     return pl.struct([col(g).alias(g) for g in group]).struct.json_encode()
 
 
-def aggregate(
-    pre: pl.LazyFrame, metric: ir.Metric, keys: Sequence[str], group: Sequence[str], *, tagged: bool
-) -> pl.LazyFrame:
-    """One metric from the pre-aggregated rows: filter its groups, then re-aggregate them by
-    `keys` and the `group` properties. Columns: keys, metric_id, group_values (JSON), quantity.
-    `tagged`: the rows name their metric (`_metric`, as PER_METRIC plans make them), rather than
-    holding each metric's verdict (told by the caller: asking the frame for its schema, once a
-    metric, took time that grew with the square of the metrics)."""
+MINE = "_mine"  # whether a row of `metric_rows` is the metric's
+
+
+def _quantity(metric: ir.Metric) -> tuple[pl.Expr, tuple[str, ...]]:
+    """The aggregation of a metric's quantity over its pre-aggregated rows, and the columns it reads."""
     kind = metric.aggregation_type
-    name = "" if kind is ir.AggregationType.COUNT else source(metric)
     if kind is ir.AggregationType.COUNT:
-        quantity = pl.col("_n").sum().cast(QUANTITY)
-    elif kind in REDUCE:
-        quantity = reduction(kind, f"{kind.value}.{name}")
-    elif kind is ir.AggregationType.UNIQUE:
-        quantity = pl.col(name).drop_nulls().n_unique().cast(QUANTITY)
-    else:  # LATEST: the group holding the latest event; ties go to the later row
-        quantity = pl.col(f"_last.{name}").max_by(f"_last_key.{name}")
-    # PER_METRIC plans tag each metric's own groups; a pre-aggregation holds each metric's verdict
+        return pl.col("_n").sum().cast(QUANTITY), ("_n",)
+    name = source(metric)
+    if kind in REDUCE:
+        return reduction(kind, f"{kind.value}.{name}"), (f"{kind.value}.{name}",)
+    if kind is ir.AggregationType.UNIQUE:
+        return pl.col(name).drop_nulls().n_unique().cast(QUANTITY), (name,)
+    # LATEST: the group holding the latest event; ties go to the later row
+    return pl.col(f"_last.{name}").max_by(f"_last_key.{name}"), (f"_last.{name}", f"_last_key.{name}")
+
+
+def metric_rows(
+    rated: pl.DataFrame, metric: ir.Metric, group: Sequence[str], keep: Sequence[str]
+) -> pl.LazyFrame:
+    """The columns of the pre-aggregated rows that `aggregate` reads for `metric` and its
+    `group` properties, with `keep`, and whether each row is the metric's (MINE): a PER_METRIC
+    plan names each row's metric (`_metric`), a pre-aggregation holds every metric's verdict.
+    With many metrics the rows are wide (a verdict a metric), and each metric's plan over all
+    their columns took time that grew with the square of the metrics."""
+    tagged = "_metric" in rated
     mine = pl.col("_metric") == metric.id if tagged else pl.col(MATCHED + metric.id)
+    read = [
+        *keep,
+        *(PREFIX + g for g in group),
+        *_quantity(metric)[1],
+        "_metric" if tagged else MATCHED + metric.id,
+    ]
+    return rated[list(dict.fromkeys(read))].lazy().with_columns(mine.alias(MINE))
+
+
+def aggregate(
+    rows: pl.LazyFrame, metric: ir.Metric, keys: Sequence[str], group: Sequence[str]
+) -> pl.LazyFrame:
+    """One metric from its `metric_rows`: filter its groups, then re-aggregate them by `keys`
+    and the `group` properties. Columns: keys, metric_id, group_values (JSON), quantity."""
     return (
-        pre.filter(mine)
+        rows.filter(pl.col(MINE))
         .group_by([*keys, *(PREFIX + g for g in group)])
-        .agg(quantity.alias("quantity"))
+        .agg(_quantity(metric)[0].alias("quantity"))
         .filter(pl.col("quantity").is_not_null())
         .select(
             *keys,
@@ -943,8 +964,12 @@ def _line(row: int, blanks: Sequence[int]) -> int:
 def run_meter(plan: MeterPlan) -> tuple[pl.DataFrame, Ledger]:
     """The usage table of the plan's measures, derived from the (small) pre-aggregated table."""
     rated, ledger = collect_meter(plan)
-    tagged, pre = "_metric" in rated, rated.lazy()
-    parts = pl.collect_all([aggregate(pre, m.metric, _KEYS, m.group, tagged=tagged) for m in plan.measures])
+    parts = pl.collect_all(
+        [
+            aggregate(metric_rows(rated, m.metric, m.group, _KEYS), m.metric, _KEYS, m.group)
+            for m in plan.measures
+        ]
+    )
     schema = {c: (QUANTITY if c == "quantity" else rated.schema.get(c, pl.String)) for c in USAGE_COLUMNS}
     usage = (
         pl.concat(parts, how="vertical_relaxed").select(USAGE_COLUMNS)
