@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +32,23 @@ def assert_golden(path: Path, actual: str, update: bool) -> None:
         if not update:
             pytest.fail(f"{path} did not exist; written — review it and commit it")
     assert actual == path.read_text(encoding="utf-8")
+
+
+def write_calls(path: Path, properties: Iterable[Mapping[str, Any]]) -> None:
+    """An NDJSON file of `call` events of customer acme on 2026-03-02, one for each mapping of
+    properties, with transaction ids t0, t1, …"""
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "transaction_id": f"t{i}",
+                    "customer_id": "acme",
+                    "event_type": "call",
+                    "timestamp": "2026-03-02T00:00:00Z",
+                    "properties": dict(props),
+                }
+            )
+            + "\n"
+            for i, props in enumerate(properties)
+        )
+    )

@@ -3,7 +3,6 @@ same single scan as every other metric, against values computed by hand."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import pricing
 from pricing.engine.meter import quantities
 from pricing.engine.plan import compile
-from tests.conftest import CASES
+from tests.conftest import CASES, write_calls
 
 CASE = CASES / "meter_expressions"
 EVENTS = [str(CASE / "events.jsonl")]
@@ -94,21 +93,7 @@ def test_a_row_is_invalid_with_its_first_error_in_metric_order(tmp_path: Path) -
         {"cost": 1, "w": 1, "n": 2, "size": 5},  # none
     ]
     events = tmp_path / "events.jsonl"
-    events.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "transaction_id": f"t{i}",
-                    "customer_id": "acme",
-                    "event_type": "call",
-                    "timestamp": "2026-03-02T00:00:00Z",
-                    "properties": properties,
-                }
-            )
-            + "\n"
-            for i, properties in enumerate(rows)
-        )
-    )
+    write_calls(events, rows)
     result = compile(pricing.load(tmp_path)).usage([str(events)], *MARCH)
     assert [(r.reason, r.row) for r in result.ledger.invalid] == [
         ("property 'cost' is not a number: 'x' (metric 'a_sum')", 1),

@@ -23,7 +23,7 @@ import pricing
 from pricing.cli import main
 from pricing.render import documents
 from pricing.render.documents import DASH, PARALLEL_PDFS, Formatter, pdfs, render_run
-from tests.conftest import CASES, REPO, assert_golden
+from tests.conftest import CASES, REPO, assert_golden, write_calls
 
 QUARTER = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
 GOLDEN = CASES / "demo" / "documents"
@@ -263,21 +263,7 @@ def _project(root: Path, lines: int = 1) -> tuple[pricing.Project, list[dict[str
     (root / "pricing.yaml").write_text("version: 1\nname: Seller & Co\n")
     (root / "spec.yaml").write_text(SPEC)
     users = [XSS, *(f"user-{i:03}" for i in range(1, lines))]
-    (root / "events.jsonl").write_text(
-        "".join(
-            json.dumps(
-                {
-                    "transaction_id": f"t{i}",
-                    "customer_id": "acme",
-                    "event_type": "call",
-                    "timestamp": "2026-03-02T00:00:00Z",
-                    "properties": {"user": user},
-                }
-            )
-            + "\n"
-            for i, user in enumerate(users)
-        )
-    )
+    write_calls(root / "events.jsonl", ({"user": user} for user in users))
     project = pricing.load(root)
     march = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
     run = pricing.compile(project).invoice([str(root / "events.jsonl")], *march)
