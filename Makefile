@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m compileall -q pricing
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_check.py --objects 50000 --repeat 2
+	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_usage.py --events 1000000 --events 10000000
 	$(BIN)/python benchmarks/bench_invoice.py --events 1000000 --events 10000000
 	$(BIN)/python benchmarks/bench_reading.py
