@@ -59,6 +59,9 @@ def main() -> None:
         run_args = ["--events", str(events), "--period", "2026-03"]
         usage = run(["usage", str(root), *run_args, "--format", "csv", "--out", str(out / "usage.csv")])
         invoice = run(["invoice", str(root), *run_args, "--out", str(out)])
+        # the event must be metered by the metrics, or the runs measure nothing of them
+        buckets = json.loads((out / "run.json").read_text())["ledger"]["buckets"]
+        assert buckets["rated"] == 1, buckets
     print(f"{counts['metrics']} metrics, {counts['products']} usage products, one event")
     print(f"pricing usage    {usage[0]:6.2f} s  peak {usage[1]:6.0f} MB")
     print(f"pricing invoice  {invoice[0]:6.2f} s  peak {invoice[1]:6.0f} MB")
