@@ -216,6 +216,39 @@ def test_rate_change_mid_period_continues_tiers(tmp_path: Path) -> None:
     ]
 
 
+def test_products_rated_together_count_their_tiers_apart(tmp_path: Path) -> None:
+    """calls and units, both priced anew on the 16th, are rated in the same queries, and each
+    one's tiers continue from its own usage of the period only. calls as above: 60, then 48.
+    units [10 at 2, rest 1], then [10 at 3, rest 1]: 4 units before, F(4) = 8; 9 after, counted
+    from 4: F(13) − F(4) = 33 − 12 = 21. (Counted from all 18 that came before it in the period,
+    the last line would cost F(27) − F(18) = 9.)"""
+    rates = "\n".join(
+        [
+            "      - {product: calls, starting_at: 2026-01-01, ending_before: 2026-03-16, rate_type: TIERED, tiers: [{size: 10, price: 10}, {price: 5}]}",
+            "      - {product: calls, starting_at: 2026-03-16, rate_type: TIERED, tiers: [{size: 10, price: 8}, {price: 4}]}",
+            "      - {product: units, starting_at: 2026-01-01, ending_before: 2026-03-16, rate_type: TIERED, tiers: [{size: 10, price: 2}, {price: 1}]}",
+            "      - {product: units, starting_at: 2026-03-16, rate_type: TIERED, tiers: [{size: 10, price: 3}, {price: 1}]}",
+        ]
+    )
+    before, after = {"timestamp": "2026-03-02T00:00:00Z"}, {"timestamp": "2026-03-20T00:00:00Z"}
+    events = [{**CALL, **before}] * 6 + [{**CALL, **after}] * 8
+    events += [
+        {"event_type": "unit", "properties": {"region": "us", "n": 4}, **before},
+        {"event_type": "unit", "properties": {"region": "us", "n": 9}, **after},
+    ]
+    lines = usage_invoice(run(tmp_path, contract(rates), events))["line_items"]
+    assert [(x["product_id"], x["starting_at"][:10], x["quantity"], x["total"]) for x in lines] == [
+        ("calls", "2026-03-01", "6", "60"),
+        ("calls", "2026-03-16", "8", "48"),
+        ("units", "2026-03-01", "4", "8"),
+        ("units", "2026-03-16", "9", "21"),
+    ]
+    assert [(t["level"], t["starting_at"], t["quantity"], t["subtotal"]) for t in lines[3]["tiers"]] == [
+        (1, "0", "6", "18"),
+        (2, "10", "3", "3"),
+    ]
+
+
 def test_usage_that_goes_down_is_credited_back_on_the_tiers(tmp_path: Path) -> None:
     """Metronome credits usage that goes down (a negative quantity) back. Tiers [5 free, rest
     at 100], a rate change on the 16th to [5 free, rest at 80] (tiers continue). Before: 12

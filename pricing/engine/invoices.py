@@ -144,11 +144,17 @@ def unpriced_dict(item: Unpriced) -> dict[str, object]:
 # ---------------------------------------------------------------- metered quantities
 
 
-def metric_usage(rated: pl.DataFrame, metric: ir.Metric) -> dict[tuple[str, datetime], Decimal]:
-    """A metric's quantity per (contract, period start): for usage no product of a contract bills."""
+def metric_usage(
+    rated: pl.DataFrame, metrics: Sequence[ir.Metric]
+) -> dict[str, dict[tuple[str, datetime], Decimal]]:
+    """Each metric's quantity per (contract, period start): for usage no product of a contract
+    bills. (All collected at once: a query each took 0.6 s for 800 metrics.)"""
     keys = ["contract_id", "period_start"]
-    table = aggregate(metric_rows(rated, metric, (), keys), metric, keys, ()).collect()
-    return {(c, lo): Decimal(str(q)) for c, lo, _m, _g, q in table.iter_rows()}
+    tables = pl.collect_all([aggregate(metric_rows(rated, m, (), keys), m, keys, ()) for m in metrics])
+    return {
+        m.id: {(c, lo): Decimal(str(q)) for c, lo, _m, _g, q in table.iter_rows()}
+        for m, table in zip(metrics, tables, strict=True)
+    }
 
 
 # ---------------------------------------------------------------- commits and credits
@@ -414,11 +420,14 @@ def build_invoices(
         )
         usage = rate_usage(project, calendar, rated, billed, rounding, products_done)
         # metrics that some invoiced contract bills with no product: their usage is reported unpriced
-        unbilled = {
-            m.id: metric_usage(rated, m)
-            for m in project.metrics.values()
-            if any(m.id not in billing for billing in billing_of.values())
-        }
+        unbilled = metric_usage(
+            rated,
+            [
+                m
+                for m in project.metrics.values()
+                if any(m.id not in billing for billing in billing_of.values())
+            ],
+        )
         invoices: list[Invoice] = []
         unpriced: list[Unpriced] = usage.unpriced
         for done, (contract_id, period) in enumerate(periods, 1):
