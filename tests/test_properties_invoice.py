@@ -135,6 +135,7 @@ multiplier_tiers = st.lists(
     package=st.integers(min_value=1, max_value=7),
     multipliers=multiplier_tiers,
     lines=st.lists(st.tuples(quantities, quantities), min_size=1, max_size=6),
+    at_once=st.integers(min_value=1, max_value=4),
 )
 def test_the_polars_split_charges_every_line_as_charge_does(
     kind: str,
@@ -142,10 +143,12 @@ def test_the_polars_split_charges_every_line_as_charge_does(
     package: int,
     multipliers: Multipliers,
     lines: list[tuple[Decimal, Decimal]],
+    at_once: int,
 ) -> None:
     """Usage lines are split into price pieces in Polars, all at once; subscriptions and
     composites use `charge`, one at a time (itself checked unit by unit above): the same money,
-    unit price and tier breakdown for every line, tiered multiplier overrides included."""
+    unit price and tier breakdown for every line, tiered multiplier overrides included, however
+    many lines are made Python values at once."""
     price = make_price(kind, tiers, package)
     frame = pl.LazyFrame(
         {
@@ -156,7 +159,8 @@ def test_the_polars_split_charges_every_line_as_charge_does(
         },
         schema={"line": pl.UInt32, "_used": QUANTITY, "quantity": QUANTITY, "_term": pl.UInt32},
     )
-    got = {key[0]: charged for key, _, charged in split_charges(frame, ["line"], [Terms(price, multipliers)])}
+    charges = split_charges(frame, ["line"], [Terms(price, multipliers)], at_once)
+    got = {key[0]: charged for key, _, charged in charges}
     assert got == {i: charge(price, multipliers, used, q) for i, (used, q) in enumerate(lines)}
 
 

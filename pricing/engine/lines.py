@@ -446,7 +446,7 @@ class _Rating:
 
 
 def split_charges(
-    rows: pl.LazyFrame, keys: Sequence[str], catalog: Sequence[Terms]
+    rows: pl.LazyFrame, keys: Sequence[str], catalog: Sequence[Terms], at_once: int = 100_000
 ) -> Iterator[tuple[tuple[Any, ...], Decimal, Charge]]:
     """Lines charged at once: each row (its `keys`, `quantity`, `_used` — the quantity its period
     and group used before it — and `_term`, an index into `catalog`) is split in Polars into
@@ -454,7 +454,8 @@ def split_charges(
     the tier that `_used` + `quantity` reaches); the money of each part is then exact Decimal
     (`rate.settle`). A line whose price is one price per unit (`rate.unit_price_only`) needs no
     split: it costs quantity × unit price. Yields (keys, quantity, charge) in the order of the
-    keys."""
+    keys, made Python values `at_once` lines at a time (all 1,000,000 lines of the 50,000-
+    customer bench at once peaked 70–80 MB higher)."""
     pieces_of = [price_pieces(t.price, t.multipliers) for t in catalog]
     per_unit = [unit_price_only(t.price, t.multipliers) for t in catalog]
     pieces = rows_frame(
@@ -503,17 +504,22 @@ def split_charges(
         .drop("_level")
         .collect()
     )
-    key_values = zip(*(python_values(lines.get_column(k)) for k in keys), strict=True)
-    quantities = python_values(lines.get_column("quantity"))
-    terms = lines.get_column("_term").to_list()
-    split = groupby(zip(*(python_values(c) for c in overlaps.iter_columns()), strict=True), itemgetter(0))
-    for line, (key, quantity, term) in enumerate(zip(key_values, quantities, terms, strict=True)):
-        unit = per_unit[term]
-        if unit is not None:
-            yield key, quantity, Charge(ARITHMETIC.multiply(quantity, unit), unit, ())
-            continue
-        at, parts = next(split)
-        assert at == line, "every line that is split has its first piece"
-        price, multipliers = catalog[term].price, catalog[term].multipliers
-        spans = [(pieces_of[term][piece], start, width) for _, piece, start, width in parts]
-        yield key, quantity, settle(price, multipliers, quantity, spans)
+    line_of = overlaps.get_column("_line")
+    for first in range(0, lines.height, at_once):
+        chunk = lines.slice(first, at_once)
+        begin, past = (line_of.search_sorted(n, side="left") for n in (first, first + at_once))
+        key_values = zip(*(python_values(chunk.get_column(k)) for k in keys), strict=True)
+        quantities = python_values(chunk.get_column("quantity"))
+        terms = chunk.get_column("_term").to_list()
+        own = overlaps.slice(begin, past - begin)
+        split = groupby(zip(*(python_values(c) for c in own.iter_columns()), strict=True), itemgetter(0))
+        for line, (key, quantity, term) in enumerate(zip(key_values, quantities, terms, strict=True), first):
+            unit = per_unit[term]
+            if unit is not None:
+                yield key, quantity, Charge(ARITHMETIC.multiply(quantity, unit), unit, ())
+                continue
+            at, parts = next(split)
+            assert at == line, "every line that is split has its first piece"
+            price, multipliers = catalog[term].price, catalog[term].multipliers
+            spans = [(pieces_of[term][piece], start, width) for _, piece, start, width in parts]
+            yield key, quantity, settle(price, multipliers, quantity, spans)
