@@ -364,8 +364,8 @@ class _Rating:
             pl.lit(0, dtype=QUANTITY).alias("quantity"),
             pl.lit(True).alias("_zero"),
         )
-        used = zero if rows is None else pl.concat([rows.with_columns(pl.lit(False).alias("_zero")), zero])
-        return used.join(segment_frame.select("_product", *_SEGMENT, "_class"), on=["_product", *_SEGMENT])
+        every = zero if rows is None else pl.concat([rows.with_columns(pl.lit(False).alias("_zero")), zero])
+        return every.join(segment_frame.select("_product", *_SEGMENT, "_class"), on=["_product", *_SEGMENT])
 
     def _overflow_of(
         self,
