@@ -148,7 +148,8 @@ def metric_usage(
     rated: pl.DataFrame, metrics: Sequence[ir.Metric]
 ) -> dict[str, dict[tuple[str, datetime], Decimal]]:
     """Each metric's quantity per (contract, period start): for usage no product of a contract
-    bills. (All collected at once: a query each took 0.6 s for 800 metrics.)"""
+    bills. (All collected at once: 800 metrics took 0.18–0.21 s, against
+    0.37–0.39 s collected one by one.)"""
     keys = ["contract_id", "period_start"]
     tables = pl.collect_all([aggregate(metric_rows(rated, m, (), keys), m, keys, ()) for m in metrics])
     return {
