@@ -416,19 +416,15 @@ class _Rating:
         return joined.filter(~pl.col("_zero") | pl.col("_term").is_not_null()), list(catalog)
 
     def _unpriced(self, rows: pl.DataFrame, values: Mapping[str, Values], into: UsageRating) -> None:
-        for index, contract_id, lo, hi, group, quantity, reason in (
-            rows.sort(_LINE)
-            .select(
-                "_product",
-                "contract_id",
-                "segment_start",
-                "segment_end",
-                "group_values",
-                "quantity",
-                "_reason",
-            )
-            .iter_rows()
-        ):
+        for index, contract_id, lo, hi, group, quantity, reason in rows.select(
+            "_product",
+            "contract_id",
+            "segment_start",
+            "segment_end",
+            "group_values",
+            "quantity",
+            "_reason",
+        ).iter_rows():
             customer = self.project.contracts[contract_id].customer.id
             into.unpriced.append(
                 Unpriced(
