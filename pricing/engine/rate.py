@@ -446,12 +446,9 @@ def composite_lines(
     no money into the base; with `exclude_free_usage` they are left out of it altogether."""
     card = project.rate_cards[contract.rate_card.id]
     lines = []
-    for product in sorted(project.products.values(), key=lambda p: p.id):
-        if product.type is not ir.ProductType.COMPOSITE:
-            continue
-        members = {r.id for r in product.composite_product_ids} | {
-            p.id for p in project.tagged(product.composite_tags)
-        }
+    composites = (p for p in project.products.values() if p.type is ir.ProductType.COMPOSITE)
+    for product in sorted(composites, key=lambda p: p.id):
+        members = {r.id for r in product.composite_product_ids} | project.tagged_ids(product.composite_tags)
         rates = product_rates(card, product)
         used = ZERO  # the base of the period's earlier segments: tiers count from the period start
         for segment in segments(period, card, contract, product):
