@@ -26,8 +26,12 @@ def plain(value: Decimal) -> Decimal:
 def text(value: Decimal) -> str:
     """A decimal as the invoice and usage outputs write it: plain, never in exponent form, every
     digit kept (no context rounds it: 38-digit quantities and exact amounts stay so), no
-    trailing zeros after the point, and zero without a sign."""
-    written = format(value, "f")
+    trailing zeros after the point, and zero without a sign. (`str` writes most decimals so, and
+    twice as fast as `format(value, "f")`, 5 million times a run of 50,000 customers; an exponent
+    it would write — 1E+2, 1E-7, or 1e+2 in a context without capitals — `format` writes out.)"""
+    written = str(value)
+    if "E" in written or "e" in written:
+        written = format(value, "f")
     if "." in written:
         written = written.rstrip("0").rstrip(".")
     return "0" if written == "-0" else written

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +18,10 @@ def test_by_hand() -> None:
     assert text(Decimal("-0.000")) == "0"
     assert text(Decimal("-12.340")) == "-12.34"
     assert text(Decimal("0.00005")) == "0.00005"
+    assert text(Decimal("1.0E-7")) == "0.0000001"  # (str writes these two with an exponent)
+    assert text(Decimal("-2.50E+3")) == "-2500"
+    with localcontext(Context(capitals=0)):  # (str writes 1e+2 there)
+        assert text(Decimal("1E+2")) == "100"
     # more digits than Python's default context holds (28) are all written: a Decimal(38, 18)
     # quantity, and a whole amount of 30 digits (these were rounded, and raised, before)
     assert (
