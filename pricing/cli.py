@@ -30,7 +30,7 @@ from pricing.engine.meter import USAGE_COLUMNS, WINDOWS, Ledger
 from pricing.engine.plan import UsageResult
 from pricing.engine.plan import compile as compile_plan
 from pricing.engine.sources import EventInputError, EventReadError
-from pricing.files import OutputError, write_atomic, write_text_atomic
+from pricing.files import OutputError, write_atomic, write_lines_atomic, write_text_atomic
 from pricing.money import as_money
 from pricing.money import text as money_text
 from pricing.render import FORMATS as DOCUMENT_FORMATS
@@ -433,7 +433,7 @@ def invoice(
             spec,
         )
     earlier = written_ids(out / "invoices.jsonl")  # (whose documents the folder may hold)
-    write_text_atomic(out / "invoices.jsonl", result.jsonl())
+    write_lines_atomic(out / "invoices.jsonl", result.jsonl_lines())
     write_text_atomic(out / "run.json", result.report_json())
     if render_formats:
         from pricing.render.documents import render_run  # Jinja and Babel, only to render

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -62,7 +62,18 @@ def _umask() -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_lines_atomic(path, (text,))
+
+
+def write_lines_atomic(path: Path, lines: Iterable[str]) -> None:
+    """Text made a piece at a time, written as it comes (the invoices of a run of 50,000
+    customers are 360 MB of JSON: joined, they were held twice over before being written)."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as file:
+            file.writelines(lines)
+
+    write_atomic(path, write)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -341,7 +341,12 @@ class InvoiceRun:
         return json.dumps(self.report(), indent=2, ensure_ascii=False) + "\n"
 
     def jsonl(self) -> str:
-        return "".join(_JSONL.encode(inv.as_dict()) + "\n" for inv in self.invoices)
+        return "".join(self.jsonl_lines())
+
+    def jsonl_lines(self) -> Iterator[str]:
+        """invoices.jsonl a line at a time: one invoice, as JSON, and a newline."""
+        for inv in self.invoices:
+            yield _JSONL.encode(inv.as_dict()) + "\n"
 
 
 _ID = re.compile(r'^\{"id": ("(?:[^"\\]|\\.)*")', re.MULTILINE)  # as `InvoiceRun.jsonl` writes it
