@@ -34,7 +34,7 @@ from pricing.files import OutputError, write_atomic, write_lines_atomic, write_t
 from pricing.money import as_money
 from pricing.money import text as money_text
 from pricing.render import FORMATS as DOCUMENT_FORMATS
-from pricing.render import remove_earlier
+from pricing.render import document_folders, remove_earlier
 from pricing.report import FORMATS, FORMATTERS, format_text
 
 T = TypeVar("T")
@@ -432,7 +432,9 @@ def invoice(
             ),
             spec,
         )
-    earlier = written_ids(out / "invoices.jsonl")  # (whose documents the folder may hold)
+    # the ids of the folder's earlier run, whose documents it may hold (none without a document
+    # folder: then the earlier invoices.jsonl, 360 MB for 50,000 customers, is not read)
+    earlier = written_ids(out / "invoices.jsonl") if document_folders(out) else []
     write_lines_atomic(out / "invoices.jsonl", result.jsonl_lines())
     write_text_atomic(out / "run.json", result.report_json())
     if render_formats:
