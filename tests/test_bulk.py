@@ -37,6 +37,28 @@ def test_a_collector_that_was_off_stays_off() -> None:
         gc.enable()
 
 
+def test_what_the_block_made_is_in_the_oldest_generation_after() -> None:
+    """(Left in the youngest, the next young collection walked all of it.)"""
+    with collector_paused():
+        made = [[n] for n in range(1000)]
+        assert gc.get_count()[0] >= 1000  # the youngest generation counts them while paused
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(item) in oldest for item in made)
+    assert gc.get_count()[0] < 1000
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_an_application_froze_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_paused():
+            assert [[n] for n in range(10)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_loading_a_spec_leaves_the_collector_on_also_when_the_spec_is_broken() -> None:
     pricing.load(REPO / "specs")
     assert gc.isenabled()
