@@ -183,7 +183,10 @@ def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
         ):
             text = f"{table}\n"
     else:
-        text = json.dumps({"usage": result.rows(), **result.report()}, indent=2) + "\n"
+        if out is not None:  # (written as it is made)
+            write_lines_atomic(out, result.json_pieces())
+            return
+        text = "".join(result.json_pieces())
     if out is None:
         click.echo(text, nl=False)
     else:

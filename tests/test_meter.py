@@ -1617,6 +1617,38 @@ def test_lines_are_counted_as_polars_counts_them(tmp_path: Path, text: bytes) ->
     )
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.text(max_size=6), max_size=7),
+    at_once=st.integers(min_value=1, max_value=3),
+)
+def test_the_usage_json_is_the_table_and_the_report(values: list[str], at_once: int) -> None:
+    """`pricing usage --format json` (rows written by Polars, a slice at a time, a row a line)
+    reads back as the text table's rows and the report, whatever a group value holds (quotes,
+    backslashes, control characters, U+2028, other scripts), with no row, or rows across slices."""
+    n, instant = len(values), datetime(2026, 3, 1, tzinfo=UTC)
+    times = ("period_start", "period_end", "window_start", "window_end")
+    usage = pl.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "contract_id": ["k"] * n,
+            "metric_id": ["m"] * n,
+            "group_values": [json.dumps({"key": v}) for v in values],
+            **dict.fromkeys(times, [instant] * n),
+            "quantity": pl.Series([str(i) for i in range(n)], dtype=pl.String).cast(meter.QUANTITY),
+        },
+        schema_overrides={c: pl.String() for c in ("customer_id", "contract_id", "metric_id", "group_values")}
+        | dict.fromkeys(times, pl.Datetime("us", "UTC")),
+    )
+    result = UsageResult(usage, meter.Ledger(n, {"rated": n}), PRE_AGGREGATED, "h")
+    written = "".join(result.json_pieces(at_once))
+    assert json.loads(written) == {"usage": result.rows(), **result.report()}
+    assert [json.loads(r["group_values"])["key"] for r in json.loads(written)["usage"]] == values
+    lines = written.splitlines()  # a row a line
+    assert lines[1] == ('  "usage": [' if n else '  "usage": [],')
+    assert [json.loads(line.strip().removesuffix(",")) for line in lines[2 : 2 + n]] == result.rows()
+
+
 def test_the_usage_table_as_text() -> None:
     """Quantities as plain decimals (18 places held, their trailing zeros dropped: the zeros of
     100 stay), times in RFC 3339 with a fraction only where there is one."""

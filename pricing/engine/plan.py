@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +65,19 @@ class UsageResult:
     def report(self) -> dict[str, object]:
         """The run.json-style summary: the ledger and the spec's content hash."""
         return {"spec_hash": self.spec_hash, "strategy": self.strategy, "ledger": self.ledger.as_dict()}
+
+    def json_pieces(self, at_once: int = 100_000) -> Iterator[str]:
+        """The usage as one JSON document, a piece at a time: {"usage": [the rows of
+        `text_table`], and the `report`'s fields}, indented, a row a line. The rows are written
+        by Polars, `at_once` at a time: as Python dicts through an indenting encoder, the
+        1,000,000 rows of 50,000 customers took 15 s and 1.9 GB more than as CSV."""
+        table = self.text_table()
+        yield '{\n  "usage": ['
+        for first in range(0, table.height, at_once):
+            rows = table.slice(first, at_once).write_ndjson().splitlines()
+            yield ("," if first else "") + ",".join(f"\n    {row}" for row in rows)
+        report = json.dumps(self.report(), indent=2)  # {, then its fields indented by two
+        yield ("\n  ]," if table.height else "],") + report[1:] + "\n"
 
 
 @dataclass(frozen=True, slots=True)
