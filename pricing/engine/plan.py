@@ -76,7 +76,8 @@ class UsageResult:
         for first in range(0, table.height, at_once):
             rows = table.slice(first, at_once).write_ndjson().splitlines()
             yield ("," if first else "") + ",".join(f"\n    {row}" for row in rows)
-        report = json.dumps(self.report(), indent=2)  # {, then its fields indented by two
+        # {, then its fields indented by two; as the rows, other scripts as they are, not \u escapes
+        report = json.dumps(self.report(), indent=2, ensure_ascii=False)
         yield ("\n  ]," if table.height else "],") + report[1:] + "\n"
 
 
