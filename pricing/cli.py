@@ -184,7 +184,7 @@ def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
             text = f"{table}\n"
     else:
         if out is not None:  # (written as it is made)
-            write_lines_atomic(out, result.json_pieces())
+            write_lines_atomic(out, (piece.encode() for piece in result.json_pieces()))
             return
         text = "".join(result.json_pieces())
     if out is None:

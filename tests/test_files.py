@@ -12,8 +12,8 @@ from pricing.files import write_lines_atomic
 
 def test_lines_are_written_in_order(tmp_path: Path) -> None:
     target = tmp_path / "out" / "invoices.jsonl"
-    write_lines_atomic(target, (f'{{"n": {n}}}\n' for n in range(3)))
-    assert target.read_text(encoding="utf-8") == '{"n": 0}\n{"n": 1}\n{"n": 2}\n'
+    write_lines_atomic(target, (f'{{"n":"{n}€"}}\n'.encode() for n in range(3)))
+    assert target.read_text(encoding="utf-8") == '{"n":"0€"}\n{"n":"1€"}\n{"n":"2€"}\n'
     assert [p.name for p in target.parent.iterdir()] == ["invoices.jsonl"]
 
 
@@ -21,8 +21,8 @@ def test_a_failure_while_the_lines_are_made_leaves_the_earlier_file(tmp_path: Pa
     target = tmp_path / "invoices.jsonl"
     target.write_text("the earlier run\n", encoding="utf-8")
 
-    def lines() -> Iterator[str]:
-        yield "half of a run\n"
+    def lines() -> Iterator[bytes]:
+        yield b"half of a run\n"
         raise RuntimeError("rating failed")
 
     with pytest.raises(RuntimeError, match="rating failed"):

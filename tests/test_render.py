@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 import pricing
 from pricing.cli import main
+from pricing.engine.invoices import written_ids
 from pricing.render import documents
 from pricing.render.documents import DASH, PARALLEL_PDFS, Formatter, pdfs, render_run
 from tests.conftest import CASES, REPO, assert_golden, write_calls
@@ -473,6 +474,19 @@ def test_a_run_folder_holds_one_runs_documents(tmp_path: Path) -> None:
     result = runner.invoke(main, [*args, "--period", "2026-04", "--render", "txt"])  # the same run
     assert "removed" not in result.stderr
     assert (out / "txt" / "acme-1-20260401.txt").exists()
+
+
+def test_the_ids_of_a_run_folder_written_compact_or_as_before(tmp_path: Path) -> None:
+    """invoices.jsonl is compact JSON; earlier versions wrote a space after each colon. The ids
+    of either are read, so that a run into an older folder still removes its documents."""
+    path = tmp_path / "invoices.jsonl"
+    path.write_text(
+        '{"id":"acme-1-20260401","customer_id":"acme"}\n'
+        '{"id": "say \\"hi\\"-20260301", "customer_id": "hi"}\n',
+        encoding="utf-8",
+    )
+    assert written_ids(path) == ["acme-1-20260401", 'say "hi"-20260301']
+    assert written_ids(tmp_path / "none.jsonl") == []
 
 
 def test_a_contract_id_with_a_slash_names_a_document_in_its_folder(tmp_path: Path) -> None:
