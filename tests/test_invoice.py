@@ -330,6 +330,22 @@ FLAT_CALLS = "      - {product: calls, starting_at: 2026-01-01, rate_type: FLAT,
             ],
             "700",
         ),
+        # a tie on the multiplier (a TIERED override counts by its first tier's): the override
+        # written first wins, the tiered one (700) or the flat multiplier (10 × 100 × 1)
+        (
+            [
+                "{starting_at: 2026-01-01, product: calls, type: TIERED, tiers: [{size: 4, multiplier: 1}, {multiplier: 0.5}]}",
+                "{starting_at: 2026-01-01, product: calls, type: MULTIPLIER, multiplier: 1}",
+            ],
+            "700",
+        ),
+        (
+            [
+                "{starting_at: 2026-01-01, product: calls, type: MULTIPLIER, multiplier: 1}",
+                "{starting_at: 2026-01-01, product: calls, type: TIERED, tiers: [{size: 4, multiplier: 1}, {multiplier: 0.5}]}",
+            ],
+            "1000",
+        ),
         # an override that has ended does not apply
         (
             [
@@ -771,14 +787,17 @@ def test_credit_then_commit_order_and_applicability(tmp_path: Path) -> None:
 def test_balances_without_priority_pay_by_fewest_applicable_products(tmp_path: Path) -> None:
     """Credits of 600 without priorities pay 1,000 of calls narrowest first, whatever order they
     are written in: calls and units by id and again by their tag api (2 products, not 4) before
-    calls, units and lm4 by id (3), which is left 400; calls by id (1) before every product (8)."""
+    calls, units and lm4 by id (3), which is left 400; calls by id (1) before every product (8),
+    also when it ends later (the fewest products come before the earliest end); of two for calls,
+    the one that ends first; and before all of these, one with a priority."""
 
-    def credit(name: str, ids: str, tags: str = "") -> str:
+    def credit(name: str, ids: str, tags: str = "", ending: str = "2026-04-01", priority: str = "") -> str:
         applicable = f"        applicable_product_ids: [{ids}]\n" if ids else ""
         applicable += f"        applicable_product_tags: [{tags}]\n" if tags else ""
+        applicable += f"        priority: {priority}\n" if priority else ""
         return f"""      - name: {name}
         product: prepaid
-        access_schedule: [{{amount: 600, starting_at: 2026-03-01, ending_before: 2026-04-01}}]
+        access_schedule: [{{amount: 600, starting_at: 2026-03-01, ending_before: {ending}}}]
 {applicable}"""
 
     for case, credits, paid in [
@@ -791,6 +810,21 @@ def test_balances_without_priority_pay_by_fewest_applicable_products(tmp_path: P
             "widest_last",
             [credit("Everything", ""), credit("Calls", "calls")],
             {"Calls": "-600", "Everything": "-400"},
+        ),
+        (
+            "narrowest_before_soonest",
+            [credit("Everything", ""), credit("Calls", "calls", ending="2026-06-01")],
+            {"Calls": "-600", "Everything": "-400"},
+        ),
+        (
+            "soonest_of_the_narrowest",
+            [credit("Later", "calls", ending="2026-06-01"), credit("Sooner", "calls")],
+            {"Sooner": "-600", "Later": "-400"},
+        ),
+        (
+            "priority_first",
+            [credit("Calls", "calls"), credit("Everything", "", priority="5")],
+            {"Everything": "-600", "Calls": "-400"},
         ),
     ]:
         spec = contract(FLAT_CALLS, "    credits:\n" + "".join(credits))
@@ -888,6 +922,10 @@ def test_scheduled_charges_and_status(tmp_path: Path) -> None:
         ("acme-c-20260310-scheduled", "SCHEDULED", "FINALIZED", "251"),  # 250.5 rounded half up
         ("acme-c-20260325T093000-scheduled", "SCHEDULED", "DRAFT", "100"),
     ]
+    at_the_charge = run(
+        tmp_path / "at", contract(FLAT_CALLS, extra), [], as_of=datetime(2026, 3, 25, 9, 30, tzinfo=UTC)
+    )
+    assert [i.status for i in at_the_charge.invoices] == ["DRAFT", "FINALIZED", "FINALIZED"]  # (at or before)
 
 
 def test_zero_lines_for_entitled_products_and_skip_zero(tmp_path: Path) -> None:
