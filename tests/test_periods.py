@@ -65,6 +65,17 @@ def test_monthly_first_of_month_with_partial_first_period() -> None:
     ]
 
 
+def test_only_periods_that_intersect_the_window() -> None:
+    """A window from a boundary holds no period that ends there; a contract that ended where the
+    window starts has none in it."""
+    c = contract(d(2026, 1, 1))
+    assert periods(c, d(2026, 3, 1), d(2026, 5, 1)) == [
+        (d(2026, 3, 1), d(2026, 4, 1)),
+        (d(2026, 4, 1), d(2026, 5, 1)),
+    ]
+    assert periods(contract(d(2026, 1, 1), d(2026, 3, 15)), d(2026, 3, 15), d(2026, 5, 1)) == []
+
+
 def test_quarterly_contract_start() -> None:
     c = contract(d(2026, 2, 15), frequency="QUARTERLY", day="CONTRACT_START")
     assert periods(c, d(2026, 1, 1), d(2026, 9, 1)) == [
