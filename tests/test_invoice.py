@@ -63,10 +63,12 @@ customers:
 """
 
 
-def project(tmp_path: Path, spec: str, rounding: str = "ROUND_HALF_UP", base: str = BASE) -> Path:
+def project(
+    tmp_path: Path, spec: str, rounding: str = "ROUND_HALF_UP", base: str = BASE, timezone: str = "UTC"
+) -> Path:
     root = tmp_path / "spec"
     root.mkdir(parents=True)
-    manifest = f"version: 1\nname: Invoice case\ntimezone: UTC\nrounding: {rounding}\n"
+    manifest = f"version: 1\nname: Invoice case\ntimezone: {timezone}\nrounding: {rounding}\n"
     (root / "pricing.yaml").write_text(manifest, encoding="utf-8")
     (root / "spec.yaml").write_text(base + spec, encoding="utf-8")
     return root
@@ -78,9 +80,10 @@ def run(
     events: list[dict[str, Any]],
     rounding: str = "ROUND_HALF_UP",
     base: str = BASE,
+    timezone: str = "UTC",
     **options: Any,
 ) -> InvoiceRun:
-    root = project(tmp_path, spec, rounding, base)
+    root = project(tmp_path, spec, rounding, base, timezone)
     path = tmp_path / "events.jsonl"
     rows = [
         {"transaction_id": f"t{i}", "customer_id": "acme", "timestamp": "2026-03-10T12:00:00Z", **event}
@@ -415,6 +418,33 @@ def test_seat_subscription_prorated_from_a_mid_month_start(tmp_path: Path) -> No
     )
     assert (line["starting_at"], line["ending_before"]) == ("2026-03-15T00:00:00Z", "2026-04-01T00:00:00Z")
     assert invoice["start_timestamp"] == "2026-03-15T00:00:00Z"
+
+
+def test_proration_counts_wall_clock_days_across_a_dst_change(tmp_path: Path) -> None:
+    """3,100 a month in Berlin from March 16: 16 of March's 31 days = 1,600, though summer time
+    (March 29) makes them 383 of its 743 hours (which would be 1,598)."""
+    rate = "      - {product: seats, starting_at: 2026-01-01, rate_type: SUBSCRIPTION, price: 3100}"
+    march = ("2026-03-01", "2026-04-01")  # (in the project timezone)
+    result = run(
+        tmp_path, contract(rate, starting_at="2026-03-16"), [], timezone="Europe/Berlin", period=march
+    )
+    (line,) = usage_invoice(result)["line_items"]
+    assert (line["starting_at"], line["ending_before"], line["total"]) == (
+        "2026-03-15T23:00:00Z",
+        "2026-03-31T22:00:00Z",
+        "1600",
+    )
+
+
+def test_an_override_inside_a_billing_period_prorates_each_part(tmp_path: Path) -> None:
+    """3,100 a month, halved from March 17: 16 days at 3,100 (1,600), then 15 at 1,550 (750)."""
+    rate = "      - {product: seats, starting_at: 2026-01-01, rate_type: SUBSCRIPTION, price: 3100}"
+    half = "    overrides:\n      - {starting_at: 2026-03-17, product: seats, type: MULTIPLIER, multiplier: 0.5}\n"
+    lines = usage_invoice(run(tmp_path, contract(rate, half), []))["line_items"]
+    assert [(li["starting_at"], li["unit_price"], li["total"]) for li in lines] == [
+        ("2026-03-01T00:00:00Z", "3100", "1600"),
+        ("2026-03-17T00:00:00Z", "1550", "750"),
+    ]
 
 
 def test_subscription_in_advance_without_proration(tmp_path: Path) -> None:
