@@ -877,6 +877,35 @@ def test_postpaid_commit_true_up(tmp_path: Path) -> None:
     assert invoice["total"] == "2000"
 
 
+def test_postpaid_minimum_met_exactly_over_two_months_and_after_a_credit(tmp_path: Path) -> None:
+    """A 1,000 minimum for March met exactly by March's 1,000 of calls: no true-up. A 2,000 one
+    is trued up by 1,000 in March, and not again in April (run with March: the commit ended
+    where April starts). A 300 credit pays first, and the minimum counts the 700 left: 2,000 is
+    trued up by 1,300."""
+    minimum = """    commits:
+      - product: prepaid
+        type: POSTPAID
+        access_schedule: [{amount: %s, starting_at: 2026-03-01, ending_before: 2026-04-01}]
+"""
+    met = usage_invoice(run(tmp_path / "met", contract(FLAT_CALLS, minimum % 1000), [CALL] * 10))
+    assert [(x["type"], x["total"]) for x in met["line_items"]] == [("usage", "1000")]
+    two_months = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
+    short = run(tmp_path / "short", contract(FLAT_CALLS, minimum % 2000), [CALL] * 10, period=two_months)
+    shown = [(i.start.month, [(li.type, str(li.total)) for li in i.lines]) for i in short.invoices]
+    assert shown == [(3, [("usage", "1000"), ("true_up", "1000")]), (4, [("usage", "0")])]
+    credit = """    credits:
+      - {product: prepaid, access_schedule: [{amount: 300, starting_at: 2026-03-01, ending_before: 2026-04-01}]}
+"""
+    invoice = usage_invoice(
+        run(tmp_path / "credit", contract(FLAT_CALLS, minimum % 2000 + credit), [CALL] * 10)
+    )
+    assert [(x["type"], x["total"]) for x in invoice["line_items"]] == [
+        ("usage", "1000"),
+        ("true_up", "1300"),
+        ("applied", "-300"),
+    ]
+
+
 def test_usage_that_goes_down_counts_against_commits_as_net_usage(tmp_path: Path) -> None:
     """Units at FLAT 100: 15 in March (1,500), −5.6 in April (−560: usage went down). A 1,000
     minimum over March and April is met by net usage 940 less 60: April's true-up is 60 (the
@@ -956,6 +985,18 @@ def test_scheduled_charges_and_status(tmp_path: Path) -> None:
         tmp_path / "at", contract(FLAT_CALLS, extra), [], as_of=datetime(2026, 3, 25, 9, 30, tzinfo=UTC)
     )
     assert [i.status for i in at_the_charge.invoices] == ["DRAFT", "FINALIZED", "FINALIZED"]  # (at or before)
+
+
+def test_scheduled_charges_at_the_runs_bounds(tmp_path: Path) -> None:
+    """A charge at the run's start is in the run; one at its end is in the next run's."""
+    extra = """    scheduled_charges:
+      - product: onboarding
+        schedule: [{timestamp: 2026-03-01, amount: 10}, {timestamp: 2026-04-01, amount: 20}]
+"""
+    result = run(tmp_path, contract(FLAT_CALLS, extra), [])
+    assert [(i.id, str(i.total)) for i in result.invoices if i.type == "SCHEDULED"] == [
+        ("acme-c-20260301-scheduled", "10")
+    ]
 
 
 def test_zero_lines_for_entitled_products_and_skip_zero(tmp_path: Path) -> None:
