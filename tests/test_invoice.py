@@ -403,6 +403,16 @@ def test_entitlement_override(tmp_path: Path) -> None:
     assert entitled.unpriced == ()
 
 
+def test_the_latest_entitlement_override_decides(tmp_path: Path) -> None:
+    """Entitled on the card; an override takes calls off from January, a later one (March 5)
+    entitles them again: the calls of March 10 are billed."""
+    extra = """    overrides:
+      - {starting_at: 2026-01-01, product: calls, entitled: false}
+      - {starting_at: 2026-03-05, product: calls, entitled: true}
+"""
+    assert totals(usage_invoice(run(tmp_path, contract(FLAT_CALLS, extra), [CALL] * 2))) == [("calls", "200")]
+
+
 def test_seat_subscription_prorated_from_a_mid_month_start(tmp_path: Path) -> None:
     """3 seats at 1,000 a month; the contract starts on March 15: 3,000 × 17/31 = 1,645.16 → 1,645."""
     rate = (
@@ -1037,6 +1047,22 @@ def test_dimensional_pricing_and_unpriced_values(tmp_path: Path) -> None:
         Decimal(4),
     )
     assert item.reason == "no rate for these pricing group values"
+
+
+def test_a_rate_for_some_pricing_values_beats_the_rate_for_all(tmp_path: Path) -> None:
+    """units at 7 in any region, at 2 in us: us 10 × 2 = 20, eu 5 × 7 = 35."""
+    rates = "\n".join(
+        [
+            "      - {product: units_by_region, starting_at: 2026-01-01, rate_type: FLAT, price: 7}",
+            "      - {product: units_by_region, starting_at: 2026-01-01, rate_type: FLAT, price: 2, pricing_group_values: {region: us}}",
+        ]
+    )
+    events = [{"event_type": "unit", "properties": {"region": r, "n": n}} for r, n in (("us", 10), ("eu", 5))]
+    lines = usage_invoice(run(tmp_path, contract(rates), events))["line_items"]
+    assert [(x["pricing_group_values"], x["unit_price"], x["total"]) for x in lines] == [
+        ({"region": "eu"}, "7", "35"),
+        ({"region": "us"}, "2", "20"),
+    ]
 
 
 def test_contracts_on_one_card_whose_periods_start_together_and_end_apart(tmp_path: Path) -> None:
