@@ -647,10 +647,17 @@ def test_quantity_conversion_then_rounding(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("method", "expected"),
-    [  # tokens 1,235,000 / 2,345,001 / -1,235,000 / 1,230,000 ÷ 1,000,000 → 2 places, × 100 cents
-        ("ROUND_HALF_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "-124"), ("1.23", "123")]),
-        ("ROUND_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "-124"), ("1.23", "123")]),
-        ("ROUND_DOWN", [("1.23", "123"), ("2.34", "234"), ("-1.23", "-123"), ("1.23", "123")]),
+    [  # tokens 1,235,000 / 2,345,001 / -1,235,000 / 1,230,000 / 1,225,000 ÷ 1,000,000 → 2 places,
+        # × 100 cents (1.225 is where half up and half to even part: 1.23 against 1.22)
+        (
+            "ROUND_HALF_UP",
+            [("1.24", "124"), ("2.35", "235"), ("-1.24", "-124"), ("1.23", "123"), ("1.23", "123")],
+        ),
+        ("ROUND_UP", [("1.24", "124"), ("2.35", "235"), ("-1.24", "-124"), ("1.23", "123"), ("1.23", "123")]),
+        (
+            "ROUND_DOWN",
+            [("1.23", "123"), ("2.34", "234"), ("-1.23", "-123"), ("1.23", "123"), ("1.22", "122")],
+        ),
     ],
 )
 def test_quantity_rounding_methods(tmp_path: Path, method: str, expected: list[tuple[str, str]]) -> None:
@@ -660,7 +667,8 @@ def test_quantity_rounding_methods(tmp_path: Path, method: str, expected: list[t
     rounding = f"    quantity_rounding: {{decimal_places: 2, rounding_method: {method}}}\n"
     base = BASE.replace(conversion, conversion + rounding)
     spec = contract("      - {product: lm4, starting_at: 2026-01-01, rate_type: FLAT, price: 100}")
-    events = [tokens(u, n) for u, n in (("a", 1235000), ("b", 2345001), ("c", -1235000), ("d", 1230000))]
+    users = (("a", 1235000), ("b", 2345001), ("c", -1235000), ("d", 1230000), ("e", 1225000))
+    events = [tokens(u, n) for u, n in users]
     lines = usage_invoice(run(tmp_path, spec, events, base=base))["line_items"]
     assert [(line["quantity"], line["total"]) for line in lines] == expected
 
