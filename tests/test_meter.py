@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
-from pricing.engine import choices, meter, repair, sources
+from pricing.engine import choices, meter, repair, scan, sources
 from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW, distinct_at
 from pricing.engine.meter import quantities
 from pricing.engine.plan import UsageResult, compile
@@ -797,6 +797,61 @@ def test_json_numbers_read_the_same_whole_and_line_by_line(tmp_path: Path) -> No
         }
         assert whole.usage.equals(by_line.usage)
         assert (by_line.ledger.buckets["duplicate"], by_line.ledger.buckets["invalid"]) == (1, 1)
+
+
+def test_parquet_float_values_read_as_json_numbers_do(tmp_path: Path) -> None:
+    """A float property of a Parquet file is compared and grouped by the text NDJSON's reader
+    gives the same number, not Polars' own text of the float ("1000.0", "1e-7", "1e+20"): in a
+    flat or a struct column, of 64 or 32 bits, 1e3 is "1000" for `in_values` and for groups."""
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "spec" / "pricing.yaml").write_text("version: 1\nname: Floats\n")
+    (tmp_path / "spec" / "spec.yaml").write_text(
+        """metrics:
+  by_v: {property_filters: [{name: v, exists: true}], aggregation_type: COUNT, group_keys: [[v]]}
+  some: {property_filters: [{name: v, in_values: ["1000", "0.0000001"]}], aggregation_type: COUNT}
+customers: {acme: {}}
+rate_cards: {card: {rates: []}}
+contracts: {acme-1: {customer: acme, rate_card: card, starting_at: 2026-01-01}}
+"""
+    )
+    values = [1e3, 2.5, 1e-7, 1e20, -1.25e-5]
+    texts = ["-0.0000125", "0.0000001", "1000", "100000000000000000000", "2.5"]
+    rows = [
+        {
+            "transaction_id": str(i),
+            "customer_id": "acme",
+            "event_type": "e",
+            "timestamp": "2026-03-02T00:00:00Z",
+        }
+        for i in range(len(values))
+    ]
+    (tmp_path / "numbers.jsonl").write_text(
+        "".join(
+            json.dumps({**row, "properties": {"v": v}}) + "\n" for row, v in zip(rows, values, strict=True)
+        )
+    )
+    flat = pl.DataFrame(rows).with_columns(pl.Series("properties.v", values))
+    flat.write_parquet(tmp_path / "flat.parquet")
+    flat.with_columns(pl.col("properties.v").cast(pl.Float32)).write_parquet(tmp_path / "flat32.parquet")
+    flat.select(*rows[0], pl.struct(pl.col("properties.v").alias("v")).alias("properties")).write_parquet(
+        tmp_path / "struct.parquet"
+    )
+    plan = compile(pricing.load(tmp_path / "spec"))
+    for name in ("numbers.jsonl", "flat.parquet", "flat32.parquet", "struct.parquet"):
+        usage = quantities(plan.usage([str(tmp_path / name)], *MARCH).usage)
+        assert sorted(g["v"] for _, _, m, g, _ in usage if m == "by_v") == texts, name
+        assert [q for _, _, m, _, q in usage if m == "some"] == [2], name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20))
+def test_a_float_is_written_by_its_shortest_digits_without_an_exponent(values: list[float]) -> None:
+    def plain(value: float) -> str:  # Python's shortest digits (repr), written out
+        text = format(Decimal(repr(value)), "f")
+        return text.removesuffix(".0")
+
+    written = pl.DataFrame({"v": values}).select(scan._float_text(pl.col("v"))).to_series().to_list()
+    assert written == [plain(v) for v in values]
 
 
 def test_a_quoted_empty_csv_cell_is_absent(tmp_path: Path) -> None:

@@ -71,7 +71,31 @@ def _as_text(column: pl.Expr, dtype: DType) -> pl.Expr:
         return column.cast(pl.String).str.replace(r"(\.\d*?)0+$", "$1").str.replace(r"\.$", "")
     if dtype == pl.Binary:
         return _bytes_as_text(column, dtype)
+    if dtype.is_float():
+        return _float_text(column)
     return column.cast(pl.String)
+
+
+def _float_text(column: pl.Expr) -> pl.Expr:
+    """A float column's values as NDJSON's numbers read: the shortest digits that give the float
+    back, written out without an exponent or a `.0` (100.0 → "100", 1e-7 → "0.0000001", 1e+20 →
+    "100000000000000000000"; NaN and inf as they are). Polars writes 100.0 and 1e-7 so."""
+    text = column.cast(pl.String)
+    parts = text.str.extract_groups(r"^(-?)(\d+)(?:\.(\d+))?e([+-]?\d+)$")
+    sign, whole = parts.struct.field("1"), parts.struct.field("2")
+    digits = whole + parts.struct.field("3").fill_null("")
+    exponent = parts.struct.field("4").cast(pl.Int64)
+    point = whole.str.len_chars().cast(pl.Int64) + exponent  # where the point goes in the digits
+    width = digits.str.len_chars().cast(pl.Int64)
+    at = point.clip(0, None)  # (every branch is computed: lengths are never negative)
+    shifted = (
+        pl.when(point <= 0)
+        .then(sign + "0." + digits.str.zfill(width - point))
+        .when(point >= width)
+        .then(sign + digits.str.pad_end(at, "0"))
+        .otherwise(sign + digits.str.head(at) + "." + digits.str.slice(at))
+    )
+    return pl.when(exponent.is_not_null()).then(shifted).otherwise(text.str.replace(r"\.0$", ""))
 
 
 def _bytes_as_text(column: pl.Expr, dtype: DType) -> pl.Expr:
