@@ -843,6 +843,38 @@ contracts: {acme-1: {customer: acme, rate_card: card, starting_at: 2026-01-01}}
         assert [q for _, _, m, _, q in usage if m == "some"] == [2], name
 
 
+def test_parquet_decimal_values_and_a_timestamp_column_without_a_zone(tmp_path: Path) -> None:
+    """A decimal property column is compared by its shortest text (2.50 is "2.5", 3.00 is "3");
+    a timestamp column without a zone is UTC: 2026-03-31 23:30 is 01:30 on April 1 in Berlin,
+    the project's timezone, outside March's run (read as Berlin time, it would be March's)."""
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "spec" / "pricing.yaml").write_text("version: 1\nname: Columns\ntimezone: Europe/Berlin\n")
+    (tmp_path / "spec" / "spec.yaml").write_text(
+        """metrics:
+  by_v: {property_filters: [{name: v, in_values: ["2.5", "3"]}], aggregation_type: COUNT, group_keys: [[v]]}
+customers: {acme: {}}
+rate_cards: {card: {rates: []}}
+contracts: {acme-1: {customer: acme, rate_card: card, starting_at: 2026-01-01}}
+"""
+    )
+    pl.DataFrame(
+        {
+            "transaction_id": ["1", "2", "3"],
+            "customer_id": ["acme"] * 3,
+            "event_type": ["e"] * 3,
+            "timestamp": [datetime(2026, 3, 2), datetime(2026, 3, 3), datetime(2026, 3, 31, 23, 30)],
+            "properties.v": pl.Series(
+                [Decimal("2.50"), Decimal("3.00"), Decimal("2.50")], dtype=pl.Decimal(10, 2)
+            ),
+        }
+    ).write_parquet(tmp_path / "events.parquet")
+    result = compile(pricing.load(tmp_path / "spec")).usage(
+        [str(tmp_path / "events.parquet")], period="2026-03"
+    )
+    assert sorted((g["v"], q) for _, _, _, g, q in quantities(result.usage)) == [("2.5", 1), ("3", 1)]
+    assert (result.ledger.buckets["rated"], result.ledger.buckets["outside_run"]) == (2, 1)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20))
 def test_a_float_is_written_by_its_shortest_digits_without_an_exponent(values: list[float]) -> None:
