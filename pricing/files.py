@@ -67,7 +67,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_lines_atomic(path: Path, lines: Iterable[bytes]) -> None:
     """UTF-8 text made a piece at a time, written as it comes (the invoices of a run of 50,000
-    customers are 300 MB of JSON: joined, they were held twice over before being written)."""
+    customers are 330 MB of JSON: joined, they were held twice over before being written)."""
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as file:

@@ -79,7 +79,8 @@ def _as_text(column: pl.Expr, dtype: DType) -> pl.Expr:
 def _float_text(column: pl.Expr) -> pl.Expr:
     """A float column's values as NDJSON's numbers read: the shortest digits that give the float
     back, written out without an exponent or a `.0` (100.0 → "100", 1e-7 → "0.0000001", 1e+20 →
-    "100000000000000000000"; NaN and inf as they are). Polars writes 100.0 and 1e-7 so."""
+    "100000000000000000000"; NaN and inf as they are), where Polars' own text of the float is
+    "100.0", "1e-7", "1e+20"."""
     text = column.cast(pl.String)
     parts = text.str.extract_groups(r"^(-?)(\d+)(?:\.(\d+))?e([+-]?\d+)$")
     sign, whole = parts.struct.field("1"), parts.struct.field("2")
