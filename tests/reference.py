@@ -26,6 +26,8 @@ def as_text(value: object) -> str | None:
     if isinstance(value, Decimal | int):
         text = format(Decimal(value).normalize(), "f")
         return "0" if text == "-0" else text
+    if isinstance(value, float):  # a JSON number or a Parquet float: its shortest digits, written out
+        return format(Decimal(repr(value)), "f").removesuffix(".0")
     return str(value)
 
 

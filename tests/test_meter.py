@@ -1549,6 +1549,43 @@ def test_duplicates_by_hand_both_ways(tmp_path: Path, dedup: str) -> None:
     assert {b: n for b, n in buckets.items() if n} == {"rated": 2, "duplicate": 3, "invalid": 2}
 
 
+@pytest.mark.parametrize("dedup", [WINDOW, PRE_PASS])
+def test_a_duplicate_in_a_file_whose_property_column_has_another_type(tmp_path: Path, dedup: str) -> None:
+    """The second and third files repeat the first's ids, their `region` a float column and
+    no column at all: read with its property, each is a scan of its own, and its rows keep their
+    positions. (The pre-pass, reading no property, scanned all three as one and numbered their
+    rows so: it found no duplicate, and every repeated event was counted again.)"""
+    (tmp_path / "pricing.yaml").write_text("version: 1\nname: Types\n")
+    (tmp_path / "spec.yaml").write_text(
+        """metrics:
+  n: {property_filters: [{name: region, exists: true}], aggregation_type: COUNT, group_keys: [[region]]}
+customers: {acme: {}}
+rate_cards: {card: {rates: []}}
+contracts: {acme-1: {customer: acme, rate_card: card, starting_at: 2026-01-01}}
+"""
+    )
+    fields = {
+        "customer_id": ["acme"] * 2,
+        "event_type": ["call"] * 2,
+        "timestamp": ["2026-03-02T00:00:00Z"] * 2,
+    }
+    pl.DataFrame({"transaction_id": ["a", "b"], **fields, "properties.region": ["us", "eu"]}).write_parquet(
+        tmp_path / "1.parquet"
+    )
+    pl.DataFrame({"transaction_id": ["c", "a"], **fields, "properties.region": [2.5, 3.0]}).write_parquet(
+        tmp_path / "2.parquet"
+    )
+    pl.DataFrame({"transaction_id": ["b", "d"], **fields}).write_parquet(tmp_path / "3.parquet")
+    files = [str(tmp_path / f"{n}.parquet") for n in (1, 2, 3)]
+    table, buckets = usage_of(tmp_path, files, dedup=dedup)
+    assert table == {
+        ("acme", "n", "[('region', '2.5')]"): Decimal(1),
+        ("acme", "n", "[('region', 'eu')]"): Decimal(1),
+        ("acme", "n", "[('region', 'us')]"): Decimal(1),
+    }
+    assert {b: n for b, n in buckets.items() if n} == {"rated": 3, "duplicate": 2, "unmatched": 1}
+
+
 @pytest.mark.parametrize("hashed", [pl.lit(0, pl.UInt64), pl.col("transaction_id").str.len_bytes()])
 def test_the_pre_pass_is_exact_when_ids_share_a_hash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hashed: pl.Expr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import random
 import tempfile
@@ -24,11 +25,12 @@ from pricing.engine.meter import quantities
 from pricing.engine.repair import _PATCHED, _UNREAD, _csv_patched
 from pricing.engine.scan import scan_events
 from pricing.engine.sources import EventFile, file_stamp
-from tests.reference import Row, meter
+from tests.reference import Row, as_text, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
 KINDS = ["COUNT", "SUM", "MAX", "MIN", "LATEST", "UNIQUE"]
-VALUES = ["1", "0.1", "2.50", "-3", "abc", "7", None]
+# text, and numbers as a JSON number or a Parquet float column holds them (None: absent)
+VALUES = ["1", "0.1", "2.50", "-3", "abc", "7", 2.5, 100.0, 1e-7, -3.0, None]
 
 metric_spec = st.fixed_dictionaries(
     {
@@ -96,7 +98,7 @@ row_strategy = st.fixed_dictionaries(
         "properties": st.fixed_dictionaries(
             {},
             optional={
-                "p": st.sampled_from(["x", "y", "z", "2.5"]),
+                "p": st.sampled_from(["x", "y", "z", "2.5", 2.5, 1e2]),
                 "v": st.sampled_from(VALUES[:-1]),
                 "w": st.sampled_from(VALUES[:-1]),
             },
@@ -124,10 +126,17 @@ def write_parquet(path: Path, rows: list[Row], typed: bool = False) -> None:
         for name, value in flat.items():
             if value is not None:
                 columns.setdefault(name, [None] * len(rows))[i] = value
+    for name, values in columns.items():  # a float column, or text where a column mixes them
+        if any(isinstance(v, float) for v in values) and not all(isinstance(v, float | None) for v in values):
+            columns[name] = [as_text(v) for v in values]
     frame = pl.DataFrame(columns, schema_overrides={"timestamp": pl.Datetime("us", "UTC")})
     if typed and "event_type" in frame.columns:
         frame = frame.with_columns(pl.col("event_type").cast(pl.Categorical))
     frame.write_parquet(path)
+
+
+def types_of(row: Row) -> list[tuple[str, str]]:
+    return sorted((name, type(value).__name__) for name, value in row["properties"].items())
 
 
 def run_engine(
@@ -190,6 +199,13 @@ def test_plan_equals_reference(
             write_parquet(root / f"part{i}.parquet", part, typed=i == 2 and rnd.random() < 0.5)
         pieces = [root / f"part{i}.parquet" for i in range(3)]
         assert run_engine(root, pieces, strategy, dedup) == (usage, ledger)
+        # ... and over Parquet files of one column type each: the runs of rows whose properties
+        # have the same types, so that numbers are float columns
+        runs = [list(run) for _, run in itertools.groupby(rows, key=types_of)] or [[]]
+        for i, run in enumerate(runs):
+            write_parquet(root / f"typed{i}.parquet", run)
+        typed = [root / f"typed{i}.parquet" for i in range(len(runs))]
+        assert run_engine(root, typed, strategy, dedup) == (usage, ledger)
 
 
 @SETTINGS

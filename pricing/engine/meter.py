@@ -695,7 +695,10 @@ def compile_meter(
         *choose_engine(chosen, engine),
         method,
         method_reason,
-        duplicate_rows(scanned(())) if method == PRE_PASS else None,
+        # (the pre-pass scans the files as the metering does, reading no more than it needs: a
+        # row's position is numbered across the files of its scan, and files whose property
+        # columns differ in type are scans of their own only when their properties are read)
+        duplicate_rows(scanned(props)) if method == PRE_PASS else None,
         lambda duplicates: metered(deduplicate(scanned(props), duplicates)),
     )
 
