@@ -24,7 +24,7 @@ from pricing.engine.choices import PER_METRIC, PRE_AGGREGATED, PRE_PASS, WINDOW
 from pricing.engine.meter import quantities
 from pricing.engine.repair import _PATCHED, _UNREAD, _csv_patched
 from pricing.engine.scan import scan_events
-from pricing.engine.sources import EventFile, file_stamp
+from pricing.engine.sources import FIELDS, EventFile, file_stamp
 from tests.reference import Row, as_text, meter
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
@@ -114,6 +114,21 @@ def write_ndjson(path: Path, rows: list[Row]) -> None:
             if row["timestamp"] is not None:
                 out["timestamp"] = row["timestamp"].isoformat().replace("+00:00", "Z")
             f.write(json.dumps(out) + "\n")
+
+
+def write_csv(path: Path, rows: list[Row]) -> None:
+    """The rows as CSV: the four fields and a `properties.<name>` column of each property; an
+    absent value an empty cell, a number its text (CSV cells are text)."""
+    names = ["p", "v", "w"]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow([*FIELDS, *(f"properties.{n}" for n in names)])
+        for row in rows:
+            stamp = row["timestamp"]
+            fields = [row["transaction_id"], row["customer_id"], row["event_type"]]
+            fields.append(None if stamp is None else stamp.isoformat().replace("+00:00", "Z"))
+            values = [as_text(row["properties"].get(n)) for n in names]
+            writer.writerow(["" if v is None else v for v in [*fields, *values]])
 
 
 def write_parquet(path: Path, rows: list[Row], typed: bool = False) -> None:
@@ -206,6 +221,12 @@ def test_plan_equals_reference(
             write_parquet(root / f"typed{i}.parquet", run)
         typed = [root / f"typed{i}.parquet" for i in range(len(runs))]
         assert run_engine(root, typed, strategy, dedup) == (usage, ledger)
+        # ... and over files of the three formats in one run: CSV, NDJSON, Parquet
+        write_csv(root / "mixed0.csv", parts[0])
+        write_ndjson(root / "mixed1.jsonl", parts[1])
+        write_parquet(root / "mixed2.parquet", parts[2])
+        mixed = [root / "mixed0.csv", root / "mixed1.jsonl", root / "mixed2.parquet"]
+        assert run_engine(root, mixed, strategy, dedup) == (usage, ledger)
 
 
 @SETTINGS
