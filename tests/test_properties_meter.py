@@ -131,9 +131,10 @@ def write_csv(path: Path, rows: list[Row]) -> None:
             writer.writerow(["" if v is None else v for v in [*fields, *values]])
 
 
-def write_parquet(path: Path, rows: list[Row], typed: bool = False) -> None:
+def write_parquet(path: Path, rows: list[Row], typed: bool = False, struct: bool = False) -> None:
     """The rows as a Parquet file with a `properties.<name>` column for each property that one
-    of them has, and the fields that one has; `typed`: the event type as a categorical."""
+    of them has, and the fields that one has; `typed`: the event type as a categorical;
+    `struct`: the properties as the fields of a `properties` struct column instead."""
     columns: dict[str, list[Any]] = {}
     for i, row in enumerate(rows):
         flat = {k: v for k, v in row.items() if k != "properties"}
@@ -147,6 +148,11 @@ def write_parquet(path: Path, rows: list[Row], typed: bool = False) -> None:
     frame = pl.DataFrame(columns, schema_overrides={"timestamp": pl.Datetime("us", "UTC")})
     if typed and "event_type" in frame.columns:
         frame = frame.with_columns(pl.col("event_type").cast(pl.Categorical))
+    if struct:
+        flat = [c for c in frame.columns if c.startswith("properties.")]
+        fields = [pl.col(c).alias(c.removeprefix("properties.")) for c in flat]
+        properties = pl.struct(fields or [pl.lit(None).alias("none")]).alias("properties")
+        frame = frame.with_columns(properties).drop(flat)
     frame.write_parquet(path)
 
 
@@ -221,10 +227,11 @@ def test_plan_equals_reference(
             write_parquet(root / f"typed{i}.parquet", run)
         typed = [root / f"typed{i}.parquet" for i in range(len(runs))]
         assert run_engine(root, typed, strategy, dedup) == (usage, ledger)
-        # ... and over files of the three formats in one run: CSV, NDJSON, Parquet
+        # ... and over files of the three formats in one run: CSV, NDJSON, Parquet (its properties
+        # flat columns or a struct's fields)
         write_csv(root / "mixed0.csv", parts[0])
         write_ndjson(root / "mixed1.jsonl", parts[1])
-        write_parquet(root / "mixed2.parquet", parts[2])
+        write_parquet(root / "mixed2.parquet", parts[2], struct=rnd.random() < 0.5)
         mixed = [root / "mixed0.csv", root / "mixed1.jsonl", root / "mixed2.parquet"]
         assert run_engine(root, mixed, strategy, dedup) == (usage, ledger)
 
