@@ -931,6 +931,9 @@ def test_event_arguments(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("transaction_id\n")
     assert [f.path.name for f in expand([str(tmp_path)])] == ["a.csv", "b.jsonl"]
     assert [f.path.name for f in expand([str(tmp_path / "*.jsonl"), str(tmp_path)])] == ["b.jsonl", "a.csv"]
+    (tmp_path / "a.jsonl").write_text("")  # a glob's files in sorted order (the file system's is any)
+    assert [f.path.name for f in expand([str(tmp_path / "*.jsonl")])] == ["a.jsonl", "b.jsonl"]
+    (tmp_path / "a.jsonl").unlink()
     with pytest.raises(EventInputError, match="no such file, folder or matching glob"):
         expand([str(tmp_path / "missing.jsonl")])
     os.mkfifo(tmp_path / "pipe.jsonl")  # (as `--events <(zcat …)` names one: it said "no such file")
