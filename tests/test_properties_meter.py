@@ -10,7 +10,7 @@ import itertools
 import json
 import random
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -107,12 +107,19 @@ row_strategy = st.fixed_dictionaries(
 )
 
 
+def stamp_text(instant: datetime) -> str:
+    """RFC 3339: an odd hour with the offset +02:00 (the same instant), the others in UTC."""
+    if instant.hour % 2:
+        return instant.astimezone(timezone(timedelta(hours=2))).isoformat()
+    return instant.isoformat().replace("+00:00", "Z")
+
+
 def write_ndjson(path: Path, rows: list[Row]) -> None:
     with path.open("w") as f:
         for row in rows:
             out = {k: v for k, v in row.items() if v is not None and k != "timestamp"}
             if row["timestamp"] is not None:
-                out["timestamp"] = row["timestamp"].isoformat().replace("+00:00", "Z")
+                out["timestamp"] = stamp_text(row["timestamp"])
             f.write(json.dumps(out) + "\n")
 
 
@@ -126,14 +133,15 @@ def write_csv(path: Path, rows: list[Row]) -> None:
         for row in rows:
             stamp = row["timestamp"]
             fields = [row["transaction_id"], row["customer_id"], row["event_type"]]
-            fields.append(None if stamp is None else stamp.isoformat().replace("+00:00", "Z"))
+            fields.append(None if stamp is None else stamp_text(stamp))
             values = [as_text(row["properties"].get(n)) for n in names]
             writer.writerow(["" if v is None else v for v in [*fields, *values]])
 
 
 def write_parquet(path: Path, rows: list[Row], typed: bool = False, struct: bool = False) -> None:
     """The rows as a Parquet file with a `properties.<name>` column for each property that one
-    of them has, and the fields that one has; `typed`: the event type as a categorical;
+    of them has, and the fields that one has; `typed`: the event type as a categorical
+    and the timestamps in India's time zone;
     `struct`: the properties as the fields of a `properties` struct column instead."""
     columns: dict[str, list[Any]] = {}
     for i, row in enumerate(rows):
@@ -148,6 +156,8 @@ def write_parquet(path: Path, rows: list[Row], typed: bool = False, struct: bool
     frame = pl.DataFrame(columns, schema_overrides={"timestamp": pl.Datetime("us", "UTC")})
     if typed and "event_type" in frame.columns:
         frame = frame.with_columns(pl.col("event_type").cast(pl.Categorical))
+    if typed and "timestamp" in frame.columns:  # (the same instants, in a column of another zone)
+        frame = frame.with_columns(pl.col("timestamp").dt.convert_time_zone("Asia/Kolkata"))
     if struct:
         flat = [c for c in frame.columns if c.startswith("properties.")]
         fields = [pl.col(c).alias(c.removeprefix("properties.")) for c in flat]
