@@ -182,11 +182,14 @@ def _write_usage(result: UsageResult, fmt: str, out: Path | None) -> None:
             tbl_formatting="UTF8_FULL_CONDENSED",
         ):
             text = f"{table}\n"
-    else:
-        if out is not None:  # (written as it is made)
-            write_lines_atomic(out, (piece.encode() for piece in result.json_pieces()))
-            return
-        text = "".join(result.json_pieces())
+    else:  # written as it is made, to the file or to stdout
+        pieces = result.json_pieces()
+        if out is not None:
+            write_lines_atomic(out, (piece.encode() for piece in pieces))
+        else:
+            for piece in pieces:
+                click.echo(piece, nl=False)
+        return
     if out is None:
         click.echo(text, nl=False)
     else:

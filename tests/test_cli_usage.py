@@ -97,6 +97,8 @@ def test_usage_json_carries_the_ledger_and_spec_hash(tmp_path: Path) -> None:
     assert run_report["ledger"]["buckets"]["duplicate"] == 1
     assert len(run_report["spec_hash"]) == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "usage.json"]  # no temp files left
+    code, stdout, _ = run("usage", SPECS, "--events", EVENTS, *MARCH, "--format", "json")
+    assert (code, stdout) == (0, out_file.read_text())  # (to stdout too, a piece at a time)
 
 
 def test_usage_group_by_none_and_parquet(tmp_path: Path) -> None:
