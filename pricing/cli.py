@@ -439,7 +439,7 @@ def invoice(
             spec,
         )
     # the ids of the folder's earlier run, whose documents it may hold (none without a document
-    # folder: then the earlier invoices.jsonl, 360 MB for 50,000 customers, is not read)
+    # folder: then the earlier invoices.jsonl, 330 MB for 50,000 customers, is not read)
     earlier = written_ids(out / "invoices.jsonl") if document_folders(out) else []
     write_lines_atomic(out / "invoices.jsonl", result.jsonl_lines())
     write_text_atomic(out / "run.json", result.report_json())
