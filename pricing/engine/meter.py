@@ -679,10 +679,11 @@ def compile_meter(
             )
         return pl.concat(parts, how="diagonal_relaxed")
 
-    def scanned(names: Iterable[str]) -> pl.LazyFrame:
-        """1–2. The events with these properties, their position and structural problems."""
-        return scan_events(files, names).with_columns(structural.alias("_reason"), _ORDER.alias(ORDER))
-
+    # 1–2. The events with the properties, their position and structural problems: one scan,
+    # read by the pre-pass too (a row's position is numbered across the files of its scan, and
+    # files whose property columns differ in type are scans apart only when the properties are
+    # read: a pre-pass reading none once numbered them otherwise, and missed their duplicates)
+    events = scan_events(files, props).with_columns(structural.alias("_reason"), _ORDER.alias(ORDER))
     # 3. the duplicates: by a window over the scan, or by a pre-pass over the ids (choose_dedup)
     method, method_reason = choose_dedup(files, len(props), dedup, row_count)
     return MeterPlan(
@@ -695,11 +696,8 @@ def compile_meter(
         *choose_engine(chosen, engine),
         method,
         method_reason,
-        # (the pre-pass scans the files as the metering does, reading no more than it needs: a
-        # row's position is numbered across the files of its scan, and files whose property
-        # columns differ in type are scans of their own only when their properties are read)
-        duplicate_rows(scanned(props)) if method == PRE_PASS else None,
-        lambda duplicates: metered(deduplicate(scanned(props), duplicates)),
+        duplicate_rows(events) if method == PRE_PASS else None,
+        lambda duplicates: metered(deduplicate(events, duplicates)),
     )
 
 
